@@ -1,0 +1,27 @@
+"""The ``megastyle`` command line: one sub-command per job, each with a typed config."""
+
+from __future__ import annotations
+
+import typer
+
+from megastyle.cli import dataset_commands, quickstart_command
+
+app = typer.Typer(
+    name="megastyle",
+    help="MegaStyle end to end: curate style datasets, train and use style encoders, benchmark, transfer style.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+quickstart_command.register(app)
+dataset_commands.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

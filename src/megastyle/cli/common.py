@@ -1,0 +1,60 @@
+"""Glue between typer and the typed configs: one command = one config class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from megastyle.config import CommandConfig, ConfigError, describe_fields, load_config
+
+console = Console(stderr=True)
+
+OVERRIDE_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _fields_epilog(config_cls: type[CommandConfig]) -> str:
+    lines = ["Config fields (set in --config TOML or as --field value):\n\n"]
+    for option, default, description in describe_fields(config_cls):
+        text = f"{option} [default {default}]"
+        if description:
+            text += f": {description}"
+        lines.append(f"{text}\n\n")
+    return "".join(lines)
+
+
+def config_command(
+    app: typer.Typer, name: str, config_cls: type[CommandConfig], help: str
+) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Register ``run(config)`` as command ``name`` with ``--config FILE`` and per-field overrides."""
+
+    def decorator(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def command(
+            ctx: typer.Context,
+            config: Annotated[
+                Path | None, typer.Option("--config", "-c", help="TOML file with this command's fields.")
+            ] = None,
+            print_config: Annotated[
+                bool, typer.Option("--print-config", help="Print the resolved config as TOML and exit.")
+            ] = False,
+        ) -> None:
+            try:
+                cfg = load_config(config_cls, config, list(ctx.args))
+            except ConfigError as err:
+                console.print(f"[red]error:[/red] {err}")
+                raise typer.Exit(2) from err
+            if print_config:
+                typer.echo(cfg.to_toml())
+                return
+            run(cfg)
+
+        command.__doc__ = help
+        app.command(name, help=help, epilog=_fields_epilog(config_cls), context_settings=OVERRIDE_SETTINGS)(
+            command
+        )
+        return run
+
+    return decorator

@@ -1,0 +1,1 @@
+"""Human-facing outputs: contact sheets and the HTML run report."""

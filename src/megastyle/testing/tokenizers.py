@@ -1,0 +1,273 @@
+"""In-memory tokenizers for the tiny test models: trained on a built-in word list, never downloaded.
+
+Each builder returns an instance of the real transformers class (``CLIPTokenizer``, ``T5Tokenizer``,
+``Qwen2Tokenizer``, or ``TokenizersBackend`` for SigLIP) so ``save_pretrained`` and ``AutoTokenizer`` behave
+exactly as they do for released checkpoints. The classes with their own ``__init__`` rebuild their
+normaliser and pre-tokeniser on load, so only vocab/merges are taken from training here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer, TokenizersBackend
+
+# Ordinary English prompt/caption words, style vocabulary and the words of the Qwen prompt templates.
+PROMPT_WORDS: tuple[str, ...] = tuple(
+    """
+    a an the this that these those it its is are was were be been being has have had do does did
+    of in on at by for with without from to into onto over under above below behind beside between
+    near far inside outside around through across along against among up down left right top bottom
+    front back middle center corner edge side and or but not no yes as than then so very more most
+    less least much many few some all each every both other another one two three four five six seven
+    eight nine ten first second third single pair group couple several dozen
+    i you he she we they me him her us them my your his our their who what which where when why how
+    can could will would should may might must shall please describe detailing detail details image
+    images picture photo photograph drawing painting illustration render rendering artwork art style
+    styles styled stylized color colors colour colours shape shapes size sizes texture textures
+    quantity text spatial relationship relationships object objects background foreground scene
+    content subject composition layout frame view perspective
+    system user assistant helpful caption captions write short long sentence sentences paragraph
+    words word brief concise describing describes described visual visually appearance look looks
+    black white gray grey silver red orange yellow gold green blue cyan teal purple violet pink
+    magenta brown beige cream ivory tan navy indigo maroon crimson scarlet coral peach lavender
+    olive lime mint turquoise amber sepia ochre rust bright dark light pale deep vivid muted warm
+    cool cold hot soft hard sharp smooth rough glossy matte shiny dull flat thick thin bold subtle
+    watercolor watercolour oil acrylic ink pencil charcoal pastel crayon gouache tempera fresco
+    mosaic stained glass pixel pixels print woodcut etching engraving lithograph halftone sketch
+    sketches sketched doodle cartoon anime manga comic comics digital vector graphic graphics poster
+    collage paper papercut origami clay ceramic wood wooden stone marble metal metallic plastic
+    fabric canvas brush brushwork brushstroke brushstrokes stroke strokes line lines hatching
+    stippling impasto wash gradient pattern patterns stripes stripe dots dotted checkered grid
+    spiral floral geometric abstract realistic realism photorealistic impressionist impressionism
+    expressionist cubist cubism surreal surrealism minimalist minimal baroque gothic renaissance
+    modern contemporary vintage retro classic classical traditional futuristic fantasy noir pop
+    lighting light lights shadow shadows sunlight sunset sunrise dusk dawn night day daylight
+    moonlight candlelight neon glow glowing backlit rim studio ambient dramatic cinematic golden
+    hour overcast foggy misty rainy snowy sunny cloudy
+    cat cats dog dogs bird birds horse horses fish cow sheep rabbit fox bear lion tiger elephant
+    owl duck butterfly bee squirrel monkey deer wolf frog snake animal animals person people man
+    men woman women child children boy girl baby face portrait hand hands eye eyes hair
+    tree trees flower flowers rose roses leaf leaves grass forest garden field meadow mountain
+    mountains hill hills river lake sea ocean beach wave waves sky cloud clouds sun moon star stars
+    rain snow fire water rock rocks island desert city town street road bridge building buildings
+    house houses castle tower church window door wall roof room table chair bed lamp book books cup
+    mug bottle vase bowl plate fruit apple apples banana bananas orange oranges lemon pear grape
+    grapes cake bread car cars bus train boat ship bicycle plane airplane robot clock guitar piano
+    hat shoe shoes bag ball box boxes candle mirror umbrella kite balloon balloons
+    small large big tiny huge little tall short wide narrow round square circular rectangular
+    triangular old new young ancient empty full open closed quiet busy calm happy sad beautiful
+    pretty ugly simple complex detailed intricate clean messy quality high low best bad good
+    standing sitting lying walking running flying swimming eating drinking reading holding playing
+    dancing sleeping looking facing smiling jumping
+    """.split()
+)
+
+PUNCTUATION: tuple[str, ...] = tuple(".,:;!?'\"()[]{}-_/\\&%#*+=<>@$|~`^")
+
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+QWEN_PRETOKENIZE_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+CLIP_PRETOKENIZE_REGEX = (
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+)
+
+# Qwen chat template (Qwen2.5-VL style: default system prompt, image/video placeholders).
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _word_forms(words: Iterable[str]) -> list[str]:
+    """Each word lower-case and capitalised, deduplicated in order."""
+    forms: dict[str, None] = {}
+    for word in words:
+        forms[word] = None
+        forms[word.capitalize()] = None
+    return list(forms)
+
+
+def _train_byte_bpe(regex: str, corpus: list[str], special_tokens: list[str], **kwargs: object) -> str:
+    """Train a byte-level BPE with the given split regex; return the tokenizers JSON."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(**kwargs))  # type: ignore[arg-type]
+    tokenizer.normalizer = normalizers.NFC()
+    behavior = "removed" if regex == CLIP_PRETOKENIZE_REGEX else "isolated"
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(regex), behavior=behavior, invert=behavior == "removed"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=1_000_000,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        end_of_word_suffix=str(kwargs.get("end_of_word_suffix", "")) or None,
+    )
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    return tokenizer.to_str()
+
+
+def _vocab_and_merges(tokenizer_json: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Split a trained BPE JSON into (vocab, merges)."""
+    model = json.loads(tokenizer_json)["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return dict(model["vocab"]), merges  # type: ignore[return-value]
+
+
+@functools.cache
+def _qwen_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """Byte-level BPE for Qwen: every word is one token, alone or after a space."""
+    words = _word_forms(PROMPT_WORDS)
+    corpus = words + [" " + w for w in words] + list(PUNCTUATION) + [" " + p for p in PUNCTUATION]
+    corpus += ["\n", "\n\n", " ", "  ", ", ", ". ", ":\n", "0123456789"]
+    vocab, merges = _vocab_and_merges(_train_byte_bpe(QWEN_PRETOKENIZE_REGEX, corpus, list(QWEN_SPECIAL_TOKENS)))
+    return tuple(vocab.items()), tuple(merges)
+
+
+@functools.cache
+def _clip_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """Byte-level BPE with CLIP's ``</w>`` word suffix over lower-cased words."""
+    corpus = [*PROMPT_WORDS, *PUNCTUATION, "0 1 2 3 4 5 6 7 8 9"]
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    raw = _train_byte_bpe(CLIP_PRETOKENIZE_REGEX, corpus, specials, end_of_word_suffix="</w>")
+    vocab, merges = _vocab_and_merges(raw)
+    return tuple(vocab.items()), tuple(merges)
+
+
+def _unigram_pieces(specials: list[str]) -> list[tuple[str, float]]:
+    """SentencePiece-style Unigram pieces: specials, whole ``▁word`` pieces, then single characters."""
+    pieces: dict[str, float] = {s: 0.0 for s in specials}
+    for word in _word_forms(PROMPT_WORDS):
+        pieces.setdefault("▁" + word, -2.0 - 0.01 * len(word))
+    chars = sorted({c for w in _word_forms(PROMPT_WORDS) for c in w} | set(PUNCTUATION) | set("0123456789"))
+    pieces.setdefault("▁", -5.0)
+    for char in chars:
+        pieces.setdefault("▁" + char, -8.0)
+        pieces.setdefault(char, -9.0)
+    return list(pieces.items())
+
+
+def qwen_vocab_size() -> int:
+    """Number of ids the offline Qwen tokenizer uses (the embedding must be at least this big)."""
+    return len(_qwen_bpe()[0])
+
+
+def build_qwen2_tokenizer(model_max_length: int = 32768, chat_template: str | None = None) -> Qwen2Tokenizer:
+    """A ``Qwen2Tokenizer`` with Qwen's special tokens (ids 0..13) and the Qwen-VL chat template."""
+    from transformers import Qwen2Tokenizer
+
+    vocab, merges = _qwen_bpe()
+    tokenizer = Qwen2Tokenizer(
+        vocab=dict(vocab),
+        merges=list(merges),
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=model_max_length,
+        extra_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]),
+    )
+    tokenizer.chat_template = chat_template or QWEN_VL_CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
+    """A ``CLIPTokenizer`` (bos 0, eos/pad/unk 1) that pads to ``model_max_length`` like OpenAI CLIP."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _clip_bpe()
+    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
+
+
+def clip_vocab_size() -> int:
+    """Number of ids the offline CLIP tokenizer uses."""
+    return len(_clip_bpe()[0])
+
+
+def build_t5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
+    """A ``T5Tokenizer`` (Unigram; pad 0, eos 1, unk 2) without sentinel ids."""
+    from transformers import T5Tokenizer
+
+    pieces = _unigram_pieces(["<pad>", "</s>", "<unk>"])
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
+
+
+def t5_vocab_size() -> int:
+    """Number of ids the offline T5 tokenizer uses."""
+    return len(_unigram_pieces(["<pad>", "</s>", "<unk>"]))
+
+
+def build_siglip_tokenizer(model_max_length: int = 64) -> TokenizersBackend:
+    """A SigLIP-like tokenizer (lower-casing Unigram, ``</s>`` appended, pad = eos = id 1).
+
+    ``SiglipTokenizer`` needs ``sentencepiece`` and a binary ``spiece.model``; this generic
+    ``TokenizersBackend`` reproduces its behaviour and is what ``AutoTokenizer`` loads back.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import TokenizersBackend
+
+    pieces = [(p, s) for p, s in _unigram_pieces(["<pad>", "</s>", "<unk>"]) if p == p.lower()]
+    backend = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
+    backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Strip()])
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    return TokenizersBackend(
+        tokenizer_object=backend,
+        eos_token="</s>",
+        pad_token="</s>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+    )
+
+
+def siglip_vocab_size() -> int:
+    """Number of ids the offline SigLIP tokenizer uses."""
+    return len([p for p, _ in _unigram_pieces(["<pad>", "</s>", "<unk>"]) if p == p.lower()])

@@ -1,0 +1,72 @@
+"""Typed configs: defaults, TOML files, command-line overrides and clear errors."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+
+from megastyle.config import CommandConfig, ConfigError, load_config, parse_overrides
+from megastyle.quickstart import QuickstartConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Inner(CommandConfig):
+    lr: float = 1e-4
+    names: list[str] = Field(default_factory=list)
+
+
+class Outer(CommandConfig):
+    toml_section = "outer"
+    name: str = "x"
+    steps: int = 3
+    flag: bool = False
+    inner: Inner = Field(default_factory=Inner)
+
+
+def test_overrides_parse_values_and_nesting():
+    parsed = parse_overrides(["--steps", "7", "--inner.lr=0.5", "--flag", "--inner.names", "[\"a\", \"b\"]"])
+    assert parsed == {"steps": 7, "inner": {"lr": 0.5, "names": ["a", "b"]}, "flag": True}
+
+
+def test_precedence_defaults_then_file_then_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[outer]\nname = "from-file"\nsteps = 5\n[outer.inner]\nlr = 0.25\n')
+    cfg = load_config(Outer, path, ["--steps", "9", "--name", "12"])
+    assert (cfg.name, cfg.steps, cfg.inner.lr) == ("12", 9, 0.25)
+    assert cfg.flag is False
+
+
+def test_unknown_and_invalid_keys_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="stepz"):
+        load_config(Outer, None, ["--stepz", "1"])
+    with pytest.raises(ConfigError, match="steps"):
+        load_config(Outer, None, ["--steps", "many"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Outer, tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(Outer, bad)
+
+
+def test_single_value_fills_a_list_field():
+    cfg = load_config(Outer, None, ["--inner.names", "solo"])
+    assert cfg.inner.names == ["solo"]
+
+
+def test_to_toml_round_trips(tmp_path):
+    cfg = load_config(Outer, None, ["--steps", "4", "--inner.names", '["p", "q"]'])
+    path = tmp_path / "out.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(Outer, path) == cfg
+
+
+def test_shipped_configs_are_valid():
+    cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.toml")
+    assert cfg.backend == "procedural"
+    recipe = tomllib.loads((ROOT / "configs" / "megastyle_full.toml").read_text())
+    models = " ".join(recipe["models"].values())
+    for name in ("Qwen3-VL", "Qwen-Image", "siglip-so400m", "FLUX.1-dev"):
+        assert name in models
