@@ -244,6 +244,10 @@ def nearest_color_name(rgb: tuple[float, float, float]) -> str:
         cr, cg, cb = item[1]
         mean_r = (r + cr) / 2
         # "redmean" weighting: cheap and much closer to perception than plain Euclidean RGB.
-        return (2 + mean_r / 256) * (r - cr) ** 2 + 4 * (g - cg) ** 2 + (2 + (255 - mean_r) / 256) * (b - cb) ** 2
+        return (
+            (2 + mean_r / 256) * (r - cr) ** 2
+            + 4 * (g - cg) ** 2
+            + (2 + (255 - mean_r) / 256) * (b - cb) ** 2
+        )
 
     return min(COLORS.items(), key=distance)[0]
