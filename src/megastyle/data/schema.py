@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from PIL import Image
+
+from megastyle.data.images import DEFAULT_MAX_PIXELS, decode_image
 
 # Columns of the released tencent/MegaStyle-1.4M shards, in file order. Readers require them;
 # every other column is ours and optional.
@@ -64,6 +67,10 @@ class StyleRecord:
     style_attributes: str | None = None  # JSON of the structured style attributes
     backend: str | None = None  # generator that produced the image, e.g. "procedural"
     seed: int | None = None
+
+    def pil_image(self, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+        """Decode ``image`` to RGB (raises ImageDecodeError naming this row)."""
+        return decode_image(self.image, item=self.id, max_pixels=max_pixels)
 
 
 def make_id(style_id: int, content_id: int) -> str:

@@ -22,9 +22,22 @@ from megastyle.prompts.vocabulary import (
     SURFACES,
 )
 
-# Content modifiers: single-word colours plus plain size/material words (no style words).
-_SIZES: tuple[str, ...] = ("small", "large", "tall", "tiny", "old", "round", "wooden", "ceramic")
-_SINGLE_COLORS: tuple[str, ...] = tuple(c for c in COLORS if " " not in c)
+# Content modifiers: size, age, shape and material only. Colour words are style information
+# (the style prompt owns the palette), so sampled content prompts never carry them.
+_MODIFIERS: tuple[str, ...] = (
+    "small",
+    "large",
+    "tall",
+    "tiny",
+    "old",
+    "round",
+    "wooden",
+    "ceramic",
+    "metal",
+    "wide",
+    "narrow",
+    "open",
+)
 _CONTENT_LENGTH = (25, 69)  # characters, the range of the released MegaStyle content prompts
 
 
@@ -55,9 +68,9 @@ def sample_style_attributes(rng: random.Random, medium: str | None = None) -> St
         medium=medium if medium is not None else rng.choice(MEDIA),
         # Optional parts are present most of the time: fuller prompts sit closer to the
         # released prompt lengths (183–310 characters).
-        pattern=rng.choice(PATTERNS) if rng.random() < 0.6 else None,
-        edges=rng.choice(EDGES) if rng.random() < 0.75 else None,
-        brushwork=rng.choice(BRUSHWORK) if rng.random() < 0.75 else None,
+        pattern=rng.choice(PATTERNS) if rng.random() < 0.85 else None,
+        edges=rng.choice(EDGES) if rng.random() < 0.85 else None,
+        brushwork=rng.choice(BRUSHWORK) if rng.random() < 0.85 else None,
     )
 
 
@@ -88,12 +101,10 @@ def sample_content(rng: random.Random, max_objects: int = 3) -> ContentPrompt:
         count = 1 if rng.random() < 0.7 else rng.randint(2, 3)
         modifiers: tuple[str, ...] = ()
         roll = rng.random()
-        if roll < 0.45:
-            modifiers = (rng.choice(_SINGLE_COLORS),)
+        if roll < 0.5:
+            modifiers = (rng.choice(_MODIFIERS),)
         elif roll < 0.65:
-            modifiers = (rng.choice(_SIZES),)
-        elif roll < 0.8:
-            modifiers = (rng.choice(_SIZES), rng.choice(_SINGLE_COLORS))
+            modifiers = tuple(rng.sample(_MODIFIERS, k=2))
         objects.append(ContentObject(name=name, count=count, modifiers=modifiers))
     relations = tuple(Relation(i, rng.choice(RELATIONS), i + 1) for i in range(k - 1))
     return ContentPrompt(objects=tuple(objects), relations=relations)
