@@ -2,6 +2,7 @@
 
 import tomllib
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from pydantic import Field
@@ -18,7 +19,7 @@ class Inner(CommandConfig):
 
 
 class Outer(CommandConfig):
-    toml_section = "outer"
+    toml_section: ClassVar[str] = "outer"
     name: str = "x"
     steps: int = 3
     flag: bool = False

@@ -6,7 +6,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,6 +22,8 @@ class CommandConfig(BaseModel):
     """Base of every command's configuration: unknown keys are errors, never silently ignored."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # The TOML table this command reads from a shared recipe file (e.g. ``[quickstart]``).
+    toml_section: ClassVar[str | None] = None
 
     def to_toml(self) -> str:
         """The configuration as TOML text that ``load_config`` reads back to an equal object."""
@@ -118,7 +120,7 @@ def load_config(
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
         # A recipe may keep one table per command; take ours when present.
-        section = getattr(config_cls, "toml_section", None)
+        section = config_cls.toml_section
         if section and isinstance(data.get(section), dict):
             data = data[section]
     if overrides:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from rich.console import Console
@@ -23,7 +24,7 @@ console = Console(stderr=True)
 class QuickstartConfig(CommandConfig):
     """Settings of the quickstart run; the defaults finish in a few minutes on 2 cores."""
 
-    toml_section = "quickstart"
+    toml_section: ClassVar[str] = "quickstart"
 
     output_dir: Path = Field(Path("runs/quickstart"), description="Folder for every output of the run.")
     seed: int = Field(0, description="Seed of prompt sampling, pairing and rendering.")

@@ -49,7 +49,11 @@ def config_command(
             if print_config:
                 typer.echo(cfg.to_toml())
                 return
-            run(cfg)
+            try:
+                run(cfg)
+            except ConfigError as err:
+                console.print(f"[red]error:[/red] {err}")
+                raise typer.Exit(2) from err
 
         command.__doc__ = help
         app.command(name, help=help, epilog=_fields_epilog(config_cls), context_settings=OVERRIDE_SETTINGS)(

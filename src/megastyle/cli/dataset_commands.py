@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import typer
 from pydantic import Field
@@ -19,7 +20,7 @@ console = Console()
 class RenderConfig(CommandConfig):
     """Render every style prompt with N content prompts into MegaStyle-layout shards."""
 
-    toml_section = "render"
+    toml_section: ClassVar[str] = "render"
 
     output_dir: Path = Field(Path("runs/render"), description="Folder for the shards.")
     style_prompts: Path | None = Field(
@@ -43,7 +44,7 @@ class RenderConfig(CommandConfig):
 class InspectConfig(CommandConfig):
     """Summarise a folder of shards (ours or the official release's)."""
 
-    toml_section = "inspect"
+    toml_section: ClassVar[str] = "inspect"
 
     path: Path = Field(Path("runs/quickstart/dataset"), description="Folder of Parquet shards.")
     verify_images: bool = Field(False, description="Decode every image and report the bad ones.")

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from megastyle.curate.combine import combine_prompts
 from megastyle.curate.generators import GenerationRequest, TextToImageBackend, load_backend
-from megastyle.data import StyleRecord, encode_png, make_id, shard_name, write_shard
+from megastyle.data import Reject, StyleRecord, encode_png, make_id, shard_name, write_shard
 from megastyle.prompts import read_style_text
 from megastyle.prompts.vocabulary import stable_hash
 
@@ -39,15 +39,6 @@ class PlannedImage:
     def id(self) -> str:
         """The MegaStyle row id ``s{style}_c{content}``."""
         return make_id(self.style_id, self.content_id)
-
-
-@dataclass
-class Reject:
-    """An item that could not be produced, with the reason."""
-
-    id: str
-    stage: str
-    cause: str
 
 
 @dataclass
@@ -97,7 +88,7 @@ def render_batch(
     rejects: list[Reject] = []
     for planned, image in zip(batch, images, strict=True):
         if isinstance(image, Exception):
-            rejects.append(Reject(planned.id, "generate", f"{type(image).__name__}: {image}"))
+            rejects.append(Reject(planned.id, f"generate: {type(image).__name__}: {image}"))
             continue
         records.append(
             StyleRecord(
@@ -174,11 +165,13 @@ def run_generate(
     _write_json_atomic(manifest_path, manifest)
 
     summary = GenerateSummary(len(plan), 0, 0, 0, 0, backend)
-    todo = [(i, rows) for i, rows in enumerate(shards) if not (out_dir / shard_name(i)).exists()]
-    summary.shards_skipped = len(shards) - len(todo)
+    todo = []
     for i, rows in enumerate(shards):
         if (out_dir / shard_name(i)).exists():
+            summary.shards_skipped += 1
             summary.written += len(rows) - _count_rejects(out_dir, i)
+        else:
+            todo.append((i, rows))
     pool = (
         ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(backend, options))
         if workers > 1
@@ -225,7 +218,7 @@ def _write_rejects(out_dir: Path, index: int, rejects: list[Reject]) -> None:
     path = _rejects_path(out_dir, index)
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in rejects))
+    tmp.write_text("".join(r.to_json() + "\n" for r in rejects))
     os.replace(tmp, path)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import string
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,7 @@ if TYPE_CHECKING:
     from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer, TokenizersBackend
 
 # Ordinary English prompt/caption words, style vocabulary and the words of the Qwen prompt templates.
-PROMPT_WORDS: tuple[str, ...] = tuple(
-    """
+_PROMPT_WORDS_TEXT = """
     a an the this that these those it its is are was were be been being has have had do does did
     of in on at by for with without from to into onto over under above below behind beside between
     near far inside outside around through across along against among up down left right top bottom
@@ -64,8 +64,8 @@ PROMPT_WORDS: tuple[str, ...] = tuple(
     pretty ugly simple complex detailed intricate clean messy quality high low best bad good
     standing sitting lying walking running flying swimming eating drinking reading holding playing
     dancing sleeping looking facing smiling jumping
-    """.split()
-)
+"""
+PROMPT_WORDS: tuple[str, ...] = tuple(_PROMPT_WORDS_TEXT.split())
 
 PUNCTUATION: tuple[str, ...] = tuple(".,:;!?'\"()[]{}-_/\\&%#*+=<>@$|~`^")
 
@@ -86,19 +86,12 @@ QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
     "<|video_pad|>",
 )
 
-QWEN_PRETOKENIZE_REGEX = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+QWEN_PRETOKENIZE_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 CLIP_PRETOKENIZE_REGEX = (
     r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 )
 
-# Qwen chat template (Qwen2.5-VL style: default system prompt, image/video placeholders).
-QWEN_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+_QWEN_VL_TEMPLATE_BODY = (
     "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
     "{% else %}{% for content in message['content'] %}"
@@ -112,9 +105,22 @@ QWEN_VL_CHAT_TEMPLATE = (
     "<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
     "{% endfor %}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+def qwen_vl_chat_template(default_system_prompt: str | None = "You are a helpful assistant.") -> str:
+    """Qwen-VL chat template; Qwen2.5-VL inserts a default system prompt, Qwen3-VL (``None``) does not."""
+    system = (
+        "{% if loop.first and message['role'] != 'system' %}"
+        f"<|im_start|>system\n{default_system_prompt}<|im_end|>\n{{% endif %}}"
+        if default_system_prompt
+        else ""
+    )
+    return (
+        "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+        "{% for message in messages %}" + system + _QWEN_VL_TEMPLATE_BODY + "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
 
 
 def _word_forms(words: Iterable[str]) -> list[str]:
@@ -126,26 +132,29 @@ def _word_forms(words: Iterable[str]) -> list[str]:
     return list(forms)
 
 
-def _train_byte_bpe(regex: str, corpus: list[str], special_tokens: list[str], **kwargs: object) -> str:
-    """Train a byte-level BPE with the given split regex; return the tokenizers JSON."""
+def _train_byte_bpe(regex: str, corpus: list[str], special_tokens: list[str], suffix: str = "") -> str:
+    """Train a byte-level BPE (split regex, then bytes) until every corpus word is one token; return JSON."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.BPE(**kwargs))  # type: ignore[arg-type]
+    tokenizer = Tokenizer(models.BPE(end_of_word_suffix=suffix))
     tokenizer.normalizer = normalizers.NFC()
-    behavior = "removed" if regex == CLIP_PRETOKENIZE_REGEX else "isolated"
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(regex), behavior=behavior, invert=behavior == "removed"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
+    # Qwen keeps the regex matches ("isolated"); CLIP keeps only the matches and drops whitespace.
+    split = (
+        pre_tokenizers.Split(Regex(regex), behavior="removed", invert=True)
+        if suffix
+        else pre_tokenizers.Split(Regex(regex), behavior="isolated")
     )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    options: dict[str, object] = {"end_of_word_suffix": suffix} if suffix else {}
     trainer = trainers.BpeTrainer(
         vocab_size=1_000_000,
         min_frequency=1,
         show_progress=False,
         special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix=str(kwargs.get("end_of_word_suffix", "")) or None,
+        **options,
     )
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     return tokenizer.to_str()
@@ -160,11 +169,13 @@ def _vocab_and_merges(tokenizer_json: str) -> tuple[dict[str, int], list[tuple[s
 
 @functools.cache
 def _qwen_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
-    """Byte-level BPE for Qwen: every word is one token, alone or after a space."""
+    """Byte-level BPE for Qwen: every word is one token, alone or after a space; specials get the last ids."""
     words = _word_forms(PROMPT_WORDS)
     corpus = words + [" " + w for w in words] + list(PUNCTUATION) + [" " + p for p in PUNCTUATION]
     corpus += ["\n", "\n\n", " ", "  ", ", ", ". ", ":\n", "0123456789"]
-    vocab, merges = _vocab_and_merges(_train_byte_bpe(QWEN_PRETOKENIZE_REGEX, corpus, list(QWEN_SPECIAL_TOKENS)))
+    vocab, merges = _vocab_and_merges(_train_byte_bpe(QWEN_PRETOKENIZE_REGEX, corpus, []))
+    for token in QWEN_SPECIAL_TOKENS:  # like the real Qwen vocabulary: specials after the BPE pieces
+        vocab[token] = len(vocab)
     return tuple(vocab.items()), tuple(merges)
 
 
@@ -173,7 +184,7 @@ def _clip_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...
     """Byte-level BPE with CLIP's ``</w>`` word suffix over lower-cased words."""
     corpus = [*PROMPT_WORDS, *PUNCTUATION, "0 1 2 3 4 5 6 7 8 9"]
     specials = ["<|startoftext|>", "<|endoftext|>"]
-    raw = _train_byte_bpe(CLIP_PRETOKENIZE_REGEX, corpus, specials, end_of_word_suffix="</w>")
+    raw = _train_byte_bpe(CLIP_PRETOKENIZE_REGEX, corpus, specials, suffix="</w>")
     vocab, merges = _vocab_and_merges(raw)
     return tuple(vocab.items()), tuple(merges)
 
@@ -183,12 +194,18 @@ def _unigram_pieces(specials: list[str]) -> list[tuple[str, float]]:
     pieces: dict[str, float] = {s: 0.0 for s in specials}
     for word in _word_forms(PROMPT_WORDS):
         pieces.setdefault("▁" + word, -2.0 - 0.01 * len(word))
-    chars = sorted({c for w in _word_forms(PROMPT_WORDS) for c in w} | set(PUNCTUATION) | set("0123456789"))
+    chars = sorted(set(string.ascii_letters + string.digits) | set(PUNCTUATION))
     pieces.setdefault("▁", -5.0)
     for char in chars:
         pieces.setdefault("▁" + char, -8.0)
         pieces.setdefault(char, -9.0)
     return list(pieces.items())
+
+
+def qwen_special_ids() -> dict[str, int]:
+    """Ids of ``QWEN_SPECIAL_TOKENS`` in the offline Qwen tokenizer, without building it."""
+    vocab = dict(_qwen_bpe()[0])
+    return {token: vocab[token] for token in QWEN_SPECIAL_TOKENS}
 
 
 def qwen_vocab_size() -> int:
@@ -197,7 +214,7 @@ def qwen_vocab_size() -> int:
 
 
 def build_qwen2_tokenizer(model_max_length: int = 32768, chat_template: str | None = None) -> Qwen2Tokenizer:
-    """A ``Qwen2Tokenizer`` with Qwen's special tokens (ids 0..13) and the Qwen-VL chat template."""
+    """A ``Qwen2Tokenizer`` with Qwen's special tokens (the last 14 ids) and a Qwen-VL chat template."""
     from transformers import Qwen2Tokenizer
 
     vocab, merges = _qwen_bpe()
@@ -210,7 +227,7 @@ def build_qwen2_tokenizer(model_max_length: int = 32768, chat_template: str | No
         model_max_length=model_max_length,
         extra_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]),
     )
-    tokenizer.chat_template = chat_template or QWEN_VL_CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template or qwen_vl_chat_template()
     return tokenizer
 
 

@@ -1,0 +1,1 @@
+"""Part 2: MegaStyle-Encoder — style encoders over vision towers and their SSCL training."""

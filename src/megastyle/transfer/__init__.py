@@ -1,0 +1,1 @@
+"""Part 4: style transfer — MegaStyle-FLUX on diffusers."""

@@ -1,0 +1,76 @@
+"""The command line: every command is listed, configs and overrides reach the job, bad input is named."""
+
+import json
+
+from typer.testing import CliRunner
+
+from megastyle.cli.app import app
+from megastyle.data import ShardReader
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("quickstart", "render", "inspect"):
+        assert name in result.output
+
+
+def test_command_help_lists_config_fields():
+    result = runner.invoke(app, ["quickstart", "--help"])
+    assert result.exit_code == 0
+    assert "--num-styles" in result.output and "--image-size" in result.output
+
+
+def test_print_config_applies_file_and_overrides(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text("[quickstart]\nnum_styles = 5\nimage_size = 64\n")
+    result = runner.invoke(app, ["quickstart", "--config", str(path), "--image-size", "96", "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert "num_styles = 5" in result.output and "image_size = 96" in result.output
+
+
+def test_unknown_override_is_a_clear_error():
+    result = runner.invoke(app, ["quickstart", "--num-stylez", "3"])
+    assert result.exit_code == 2
+    assert "num_stylez" in result.output
+
+
+def test_quickstart_small_run_writes_dataset_sheet_and_report(tmp_path):
+    out = tmp_path / "qs"
+    args = ["quickstart", "--output-dir", str(out), "--num-styles", "4", "--num-content-prompts", "6",
+            "--contents-per-style", "3", "--image-size", "64", "--workers", "1", "--shard-size", "5",
+            "--progress", "false"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    reader = ShardReader(out / "dataset")
+    assert len(reader) == 12 and len(reader.shards) == 3
+    assert {r.backend for r in reader} == {"procedural"}
+    assert (out / "contact_sheet.png").stat().st_size > 0
+    report = (out / "report.html").read_text()
+    assert "contact_sheet.png" in report and "procedural" in report
+    results = json.loads((out / "results.json").read_text())
+    assert results["rows"] == 12 and results["rejected"] == 0
+
+
+def test_render_resumes_without_redoing_shards(tmp_path):
+    out = tmp_path / "r"
+    base = ["render", "--output-dir", str(out), "--num-styles", "3", "--num-content-prompts", "4",
+            "--contents-per-style", "2", "--image-size", "32", "--shard-size", "2"]
+    assert runner.invoke(app, base).exit_code == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("train-*.parquet")}
+    victim = sorted(first)[1]
+    (out / victim).unlink()
+    result = runner.invoke(app, base)
+    assert result.exit_code == 0, result.output
+    assert "1 shards written, 2 reused" in result.output
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("train-*.parquet")}
+    assert set(after) == set(first)
+    assert all(after[n] == first[n] for n in first if n != victim)
+
+
+def test_render_with_missing_prompt_file_names_it(tmp_path):
+    result = runner.invoke(app, ["render", "--style-prompts", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 2
+    assert "nope.txt" in result.output
