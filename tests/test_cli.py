@@ -39,9 +39,25 @@ def test_unknown_override_is_a_clear_error():
 
 def test_quickstart_small_run_writes_dataset_sheet_and_report(tmp_path):
     out = tmp_path / "qs"
-    args = ["quickstart", "--output-dir", str(out), "--num-styles", "4", "--num-content-prompts", "6",
-            "--contents-per-style", "3", "--image-size", "64", "--workers", "1", "--shard-size", "5",
-            "--progress", "false"]
+    args = [
+        "quickstart",
+        "--output-dir",
+        str(out),
+        "--num-styles",
+        "4",
+        "--num-content-prompts",
+        "6",
+        "--contents-per-style",
+        "3",
+        "--image-size",
+        "64",
+        "--workers",
+        "1",
+        "--shard-size",
+        "5",
+        "--progress",
+        "false",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     reader = ShardReader(out / "dataset")
@@ -56,15 +72,28 @@ def test_quickstart_small_run_writes_dataset_sheet_and_report(tmp_path):
 
 def test_render_resumes_without_redoing_shards(tmp_path):
     out = tmp_path / "r"
-    base = ["render", "--output-dir", str(out), "--num-styles", "3", "--num-content-prompts", "4",
-            "--contents-per-style", "2", "--image-size", "32", "--shard-size", "2"]
+    base = [
+        "render",
+        "--output-dir",
+        str(out),
+        "--num-styles",
+        "3",
+        "--num-content-prompts",
+        "4",
+        "--contents-per-style",
+        "2",
+        "--image-size",
+        "32",
+        "--shard-size",
+        "2",
+    ]
     assert runner.invoke(app, base).exit_code == 0
     first = {p.name: p.stat().st_mtime_ns for p in out.glob("train-*.parquet")}
     victim = sorted(first)[1]
     (out / victim).unlink()
     result = runner.invoke(app, base)
     assert result.exit_code == 0, result.output
-    assert "1 shards written, 2 reused" in result.output
+    assert "1 shards written, 2 reused" in " ".join(result.output.split())
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("train-*.parquet")}
     assert set(after) == set(first)
     assert all(after[n] == first[n] for n in first if n != victim)

@@ -27,7 +27,7 @@ class Outer(CommandConfig):
 
 
 def test_overrides_parse_values_and_nesting():
-    parsed = parse_overrides(["--steps", "7", "--inner.lr=0.5", "--flag", "--inner.names", "[\"a\", \"b\"]"])
+    parsed = parse_overrides(["--steps", "7", "--inner.lr=0.5", "--flag", "--inner.names", '["a", "b"]'])
     assert parsed == {"steps": 7, "inner": {"lr": 0.5, "names": ["a", "b"]}, "flag": True}
 
 

@@ -12,7 +12,9 @@ from megastyle.curate.generators import GenerationRequest
 from megastyle.data import ShardReader
 
 
-@pytest.mark.parametrize(("styles", "contents", "per_style"), [(50, 8, 8), (37, 20, 8), (200, 400, 8), (9, 3, 2)])
+@pytest.mark.parametrize(
+    ("styles", "contents", "per_style"), [(50, 8, 8), (37, 20, 8), (200, 400, 8), (9, 3, 2)]
+)
 def test_combine_counts_uniqueness_and_even_use(styles, contents, per_style):
     table = combine_prompts(styles, contents, per_style, seed=3)
     assert table.shape == (styles, per_style)
@@ -50,8 +52,12 @@ def test_one_failing_item_is_rejected_and_the_rest_is_kept():
 
 
 def test_run_generate_resumes_and_refuses_a_different_plan(tmp_path):
-    styles = ["In the style of pop art, red with blue accents, flat even lighting, glossy surface, in mosaic."] * 1
-    styles.append("In the style of baroque, gold with navy accents, candlelit lighting, velvety surface, in oil impasto.")
+    styles = [
+        "In the style of pop art, red with blue accents, flat even lighting, glossy surface, in mosaic."
+    ] * 1
+    styles.append(
+        "In the style of baroque, gold with navy accents, candlelit lighting, velvety surface, in oil impasto."
+    )
     plan = plan_images(styles, ["a cat", "a car", "a tree"], 3, seed=0)
     summary = run_generate(plan, tmp_path, size=32, shard_size=4, show_progress=False)
     assert (summary.written, summary.shards_written, summary.shards_skipped) == (6, 2, 0)
