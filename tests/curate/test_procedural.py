@@ -298,3 +298,12 @@ def test_style_does_not_move_the_layout(renderer):
         # Strong colour edges of both renders sit on the label map's boundaries.
         assert (outside_edge & ~label_edge).mean() < 0.01
         assert inside.any()
+
+
+@pytest.mark.parametrize("size", [16, 63, 64, 100])
+def test_every_medium_fills_the_requested_size(renderer, size):
+    # Block-based media (pixel art, mosaic) once returned one block short of sizes not divisible by the block.
+    for medium in MEDIA:
+        style = render_style_prompt(dataclasses.replace(BASE, medium=medium, surface="cracked aged"))
+        image = renderer.render(style, "a cat beside a house", seed=2, size=size)
+        assert image.size == (size, size), medium

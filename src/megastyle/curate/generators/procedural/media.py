@@ -154,11 +154,13 @@ def pixel_art(img: np.ndarray, cv: Canvas) -> np.ndarray:
     """Big square pixels, colours snapped to a small palette, dark outline pixels around objects."""
     n = cv.size
     b = max(3, round(6 * cv.s))
-    small = img[b // 2 :: b, b // 2 :: b]
+    # One sample per block, ceil(n / b) blocks, so the repeated image always covers n pixels.
+    centers = np.minimum(np.arange(-(-n // b)) * b + b // 2, n - 1)
+    small = img[np.ix_(centers, centers)]
     pal = _palette_colors(cv)
     idx = ((small[..., None, :] - pal) ** 2).sum(-1).argmin(-1)
     q = pal[idx]
-    lab = cv.labels[b // 2 :: b, b // 2 :: b]
+    lab = cv.labels[np.ix_(centers, centers)]
     edge = boundaries(lab) & (lab >= 2)
     q[edge] = cv.spec.palette.dark
     return np.repeat(np.repeat(q, b, 0), b, 1)[:n, :n]
