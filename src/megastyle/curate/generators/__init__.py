@@ -6,7 +6,7 @@ from typing import Any
 
 from megastyle.curate.generators.base import GenerationRequest, TextToImageBackend
 
-BACKENDS = ("procedural",)
+BACKENDS = ("procedural", "diffusers")
 
 
 def load_backend(name: str, **options: Any) -> TextToImageBackend:
@@ -15,6 +15,10 @@ def load_backend(name: str, **options: Any) -> TextToImageBackend:
         from megastyle.curate.generators.procedural import ProceduralRenderer
 
         return ProceduralRenderer(**options)
+    if name == "diffusers":  # any local diffusers text-to-image pipeline (Qwen-Image, FLUX, SDXL)
+        from megastyle.curate.generators.diffusers_backend import DiffusersBackend
+
+        return DiffusersBackend(**options)
     raise ValueError(f"unknown text-to-image backend {name!r}; known: {', '.join(BACKENDS)}")
 
 
