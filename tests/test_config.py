@@ -71,3 +71,18 @@ def test_shipped_configs_are_valid():
     models = " ".join(recipe["models"].values())
     for name in ("Qwen3-VL", "Qwen-Image", "siglip-so400m", "FLUX.1-dev"):
         assert name in models
+
+
+def test_full_recipe_curate_table_is_valid_and_names_real_backend_options():
+    import inspect
+
+    from megastyle.curate.caption.hf_transformers import TransformersCaptioner
+    from megastyle.curate.config import CurateConfig
+    from megastyle.curate.generators.diffusers_backend import DiffusersBackend
+
+    cfg = load_config(CurateConfig, ROOT / "configs" / "megastyle_full.toml")
+    assert (cfg.balance.style.target, cfg.balance.content.target) == (170_000, 400_000)
+    assert cfg.combine.contents_per_style == 8 and cfg.generate.image_size == 512
+    for options, cls in ((cfg.caption.options, TransformersCaptioner), (cfg.generate.options, DiffusersBackend)):
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        assert set(options) <= accepted, (cls.__name__, set(options) - accepted)

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from megastyle.config import CommandConfig
-from megastyle.curate.generate import plan_images, run_generate
+from megastyle.curate.config import CurateConfig
+from megastyle.curate.pipeline import run_curate
+from megastyle.curate.synthetic_pools import SyntheticPools, make_procedural_pools
 from megastyle.data import ShardReader
-from megastyle.prompts import sample_content_prompts, sample_style_prompts
-from megastyle.report.contact_sheet import save_contact_sheet
 from megastyle.report.html import Section, write_report
 
 console = Console(stderr=True)
@@ -27,82 +27,110 @@ class QuickstartConfig(CommandConfig):
     toml_section: ClassVar[str] = "quickstart"
 
     output_dir: Path = Field(Path("runs/quickstart"), description="Folder for every output of the run.")
-    seed: int = Field(0, description="Seed of prompt sampling, pairing and rendering.")
-    num_styles: int = Field(48, ge=1, description="Style prompts to sample.")
-    num_content_prompts: int = Field(64, ge=1, description="Content prompts to sample.")
+    seed: int = Field(0, description="Seed of pools, captions, balancing, pairing and rendering.")
+    style_pool_images: int = Field(96, ge=2, description="Images in the offline style pool.")
+    content_pool_images: int = Field(
+        96, ge=2, description="Images (with alt-text captions) in the content pool."
+    )
+    num_styles: int = Field(48, ge=1, description="Style prompts kept by balancing (paper: 170K).")
+    num_content_prompts: int = Field(64, ge=1, description="Content prompts kept by balancing (paper: 400K).")
     contents_per_style: int = Field(8, ge=1, description="Images per style (N in the paper: 8).")
     image_size: int = Field(256, ge=16, le=2048, description="Square image side in pixels.")
     backend: str = Field("procedural", description="Text-to-image backend of the generate stage.")
-    workers: int = Field(2, ge=1, description="Render processes.")
+    workers: int = Field(2, ge=1, description="Worker processes.")
     shard_size: int = Field(128, ge=1, description="Rows per Parquet shard (the release uses 80,000).")
     row_group_size: int = Field(100, ge=1, description="Rows per Parquet row group (the release uses 100).")
     sheet_columns: int = Field(8, ge=1, description="Images per style row in the contact sheet.")
     progress: bool = Field(True, description="Show progress bars.")
 
+    def curate_config(self, pools: SyntheticPools) -> CurateConfig:
+        """The ``megastyle curate`` config this quickstart runs."""
+        return CurateConfig.model_validate(
+            {
+                "run_dir": self.output_dir / "curate",
+                "resume": True,
+                "seed": self.seed,
+                "workers": self.workers,
+                "progress": self.progress,
+                "pools": {
+                    "style": [{"path": pools.style_dir, "role": "style"}],
+                    "content": [{"path": pools.content_dir, "role": "content", "require_caption": True}],
+                },
+                "caption": {"backend": "heuristic"},
+                "balance": {
+                    "style": {"target": self.num_styles},
+                    "content": {"target": self.num_content_prompts},
+                },
+                "combine": {"contents_per_style": self.contents_per_style},
+                "generate": {"backend": self.backend, "image_size": self.image_size},
+                "write": {
+                    "shard_size": self.shard_size,
+                    "row_group_size": self.row_group_size,
+                    "sheet_columns": self.sheet_columns,
+                },
+            }
+        )
+
 
 def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
-    """Sample prompts, render the style dataset into shards, draw a contact sheet, write the report."""
+    """Make offline pools, curate a style dataset from them, and write the report."""
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.toml").write_text(cfg.to_toml())
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    styles = sample_style_prompts(cfg.num_styles, seed=cfg.seed)
-    contents = sample_content_prompts(cfg.num_content_prompts, seed=cfg.seed + 1)
-    plan = plan_images(styles, contents, cfg.contents_per_style, seed=cfg.seed)
-    timings["prompts"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    dataset_dir = out / "dataset"
-    summary = run_generate(
-        plan,
-        dataset_dir,
-        backend=cfg.backend,
-        size=cfg.image_size,
-        shard_size=cfg.shard_size,
-        row_group_size=cfg.row_group_size,
-        workers=cfg.workers,
-        show_progress=cfg.progress,
+    pools = make_procedural_pools(
+        out / "pools",
+        cfg.style_pool_images,
+        cfg.content_pool_images,
+        seed=cfg.seed,
+        size=min(cfg.image_size, 192),
     )
-    timings["generate"] = time.perf_counter() - start
+    timings["pools"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    reader = ShardReader(dataset_dir)
-    rows_by_style: dict[int, list] = {}
-    styles_text: dict[int, str] = {}
-    for record in reader:
-        bucket = rows_by_style.setdefault(record.style_id, [])
-        if len(bucket) < cfg.sheet_columns:
-            bucket.append(record.pil_image())
-        styles_text[record.style_id] = record.style
-    sheet_rows = [(f"s{sid}: {styles_text[sid]}", rows_by_style[sid]) for sid in sorted(rows_by_style)]
-    sheet_path = save_contact_sheet(sheet_rows, out / "contact_sheet.png")
-    timings["contact_sheet"] = time.perf_counter() - start
+    curate_cfg = cfg.curate_config(pools)
+    curated = run_curate(curate_cfg)
+    timings["curate"] = time.perf_counter() - start
 
+    dataset_dir = curate_cfg.run_dir / "dataset"
+    reader = ShardReader(dataset_dir)
+    stages = curated["stages"]
     results = {
-        "backend": summary.backend,
-        "styles": len(styles),
-        "content_prompts": len(contents),
+        "caption_backend": "heuristic",
+        "generate_backend": cfg.backend,
+        "style_prompts": stages["balance"]["style"]["n_selected"],
+        "content_prompts": stages["balance"]["content"]["n_selected"],
         "rows": len(reader),
-        "rejected": summary.rejected,
         "shards": len(reader.shards),
-        "shards_reused": summary.shards_skipped,
+        "rejects": curated["rejects"],
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    dataset = Section("Style dataset").text(
-        f"{len(reader)} images of {len(styles)} style prompts × {cfg.contents_per_style} content prompts, "
-        f"rendered by the '{summary.backend}' backend (offline, procedural: no model weights) "
-        f"at {cfg.image_size}² into {len(reader.shards)} MegaStyle-layout Parquet shards in {dataset_dir}."
+    curation = Section("1. Curation").text(
+        f"Offline pools ({pools.style_images} style images, {pools.content_images} content images with alt-text "
+        f"captions, {pools.planted_bad_items} planted bad items) rendered by the procedural backend. Style prompts "
+        "were measured from pixels by the heuristic captioner (offline; not a VLM), content prompts came from the "
+        "alt texts with style words removed; then exact/fuzzy/semantic dedup, hierarchical k-means balancing, "
+        f"pairing, and rendering with '{cfg.backend}' at {cfg.image_size}²."
     )
-    dataset.table(["stage", "seconds"], [(k, round(v, 2)) for k, v in timings.items()])
-    dataset.image(sheet_path, out, "One row per style prompt (first images of each style).")
+    curation.table(
+        ["stage", "numbers", "seconds"],
+        [
+            (name, json.dumps(stages.get(name, {}), default=str)[:300], secs)
+            for name, secs in curated["seconds"].items()
+        ],
+    )
+    curation.text(
+        f"{curated['rejects']} rejected items, each with its cause, in {curate_cfg.run_dir / 'rejects.jsonl'}."
+    )
+    curation.image(dataset_dir / "contact_sheet.png", out, "One row per style prompt of the curated dataset.")
     report = write_report(
         out / "report.html",
         "megastyle quickstart",
-        [dataset],
-        subtitle=f"seed {cfg.seed}; embedded default backends; config in config.toml",
+        [curation],
+        subtitle=f"seed {cfg.seed}; embedded default backends (no model weights); config in config.toml",
     )
     _print_summary(results, report)
     return results

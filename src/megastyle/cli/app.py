@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from megastyle.cli import dataset_commands, quickstart_command
+from megastyle.cli import curate_command, dataset_commands, quickstart_command
 
 app = typer.Typer(
     name="megastyle",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 
 quickstart_command.register(app)
+curate_command.register(app)
 dataset_commands.register(app)
 
 

@@ -1,8 +1,8 @@
 """Generate stage: render planned (style, content) pairs with a text-to-image backend into shards.
 
 ``render_batch`` is the stage function (a plain function over a batch, engine-agnostic);
-``run_generate`` is the local engine around it: a process pool, one backend per process,
-one atomic shard per fixed slice of the plan, so a killed run resumes at the first missing shard.
+``run_generate`` drives it through an engine (one backend per worker) and writes one atomic
+shard per fixed slice of the plan, so a killed run resumes at the first missing shard.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from megastyle.curate.combine import combine_prompts
+from megastyle.curate.engine import Engine, LocalEngine, map_parts
 from megastyle.curate.generators import GenerationRequest, TextToImageBackend, load_backend
 from megastyle.data import Reject, StyleRecord, encode_png, make_id, shard_name, write_shard
 from megastyle.prompts import read_style_text
@@ -107,18 +108,11 @@ def render_batch(
     return records, rejects
 
 
-# One backend per worker process, loaded once (the local twin of a Ray actor pool).
-_WORKER_BACKEND: TextToImageBackend | None = None
-
-
-def _init_worker(backend_name: str, backend_options: dict[str, Any]) -> None:
-    global _WORKER_BACKEND
-    _WORKER_BACKEND = load_backend(backend_name, **backend_options)
-
-
-def _render_in_worker(batch: list[PlannedImage], size: int) -> tuple[list[StyleRecord], list[Reject]]:
-    assert _WORKER_BACKEND is not None, "worker used before its initializer ran"
-    return render_batch(batch, _WORKER_BACKEND, size)
+def render_stage(
+    batch: Sequence[PlannedImage], backend: TextToImageBackend, *, size: int
+) -> tuple[list, list]:
+    """``render_batch`` in the engine's ``fn(batch, resource)`` shape."""
+    return render_batch(batch, backend, size)
 
 
 def plan_fingerprint(plan: Sequence[PlannedImage], size: int, backend: str, options: dict[str, Any]) -> str:
@@ -145,6 +139,7 @@ def run_generate(
     row_group_size: int = 100,
     batch_size: int = 8,
     workers: int = 1,
+    engine: Engine | None = None,
     show_progress: bool = True,
 ) -> GenerateSummary:
     """Render ``plan`` into ``out_dir`` shards; existing shards of the same plan are kept (resume)."""
@@ -172,41 +167,26 @@ def run_generate(
             summary.written += len(rows) - _count_rejects(out_dir, i)
         else:
             todo.append((i, rows))
-    pool = (
-        ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(backend, options))
-        if workers > 1
-        else None
-    )
-    local_backend = None if pool else load_backend(backend, **options)
+    engine = engine or LocalEngine(workers)
+    stage = partial(render_stage, size=size)
+    factory = partial(load_backend, backend, **options)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, disable=not show_progress, transient=False) as progress:
-            task = progress.add_task(f"generate [{backend}]", total=len(plan))
-            progress.advance(
-                task, sum(len(shards[i]) for i in range(len(shards))) - sum(len(r) for _, r in todo)
-            )
-            for index, rows in todo:
-                batches = list(_chunks(rows, batch_size))
-                if pool:
-                    results = pool.map(_render_in_worker, batches, [size] * len(batches))
-                else:
-                    results = (render_batch(b, local_backend, size) for b in batches)  # type: ignore[arg-type]
-                records: list[StyleRecord] = []
-                shard_rejects: list[Reject] = []
-                for batch, (batch_records, batch_rejects) in zip(batches, results, strict=True):
-                    records.extend(batch_records)
-                    shard_rejects.extend(batch_rejects)
-                    progress.advance(task, len(batch))
-                # Rejects first: a shard on disk always has its rejects file beside it.
-                _write_rejects(out_dir, index, shard_rejects)
-                write_shard(out_dir / shard_name(index), records, row_group_size=row_group_size)
-                summary.written += len(records)
-                summary.rejected += len(shard_rejects)
-                summary.rejects.extend(shard_rejects)
-                summary.shards_written += 1
-    finally:
-        if pool:
-            pool.shutdown()
+    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        task = progress.add_task(f"generate [{backend}]", total=len(plan))
+        progress.advance(task, len(plan) - sum(len(rows) for _, rows in todo))
+        done = map_parts(
+            engine, stage, todo, batch_size, factory, on_batch=lambda n: progress.advance(task, n)
+        )
+        for index, results in done:
+            records = [record for batch_records, _ in results for record in batch_records]
+            shard_rejects = [reject for _, batch_rejects in results for reject in batch_rejects]
+            # Rejects first: a shard on disk always has its rejects file beside it.
+            _write_rejects(out_dir, index, shard_rejects)
+            write_shard(out_dir / shard_name(index), records, row_group_size=row_group_size)
+            summary.written += len(records)
+            summary.rejected += len(shard_rejects)
+            summary.rejects.extend(shard_rejects)
+            summary.shards_written += 1
     return summary
 
 

@@ -1,0 +1,108 @@
+"""``megastyle curate`` configuration: one typed section per stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from megastyle.config import CommandConfig
+from megastyle.curate.balance import PromptBalanceConfig
+from megastyle.curate.dedup import DedupConfig
+from megastyle.curate.filter import FilterConfig
+from megastyle.curate.pools import PoolSpec
+
+
+class PoolsSection(CommandConfig):
+    """The two image pools: one gives style prompts, the other content prompts."""
+
+    style: list[PoolSpec] = Field(
+        default_factory=list, description="Style pool(s): folders, shards, tars, lists."
+    )
+    content: list[PoolSpec] = Field(default_factory=list, description="Content pool(s).")
+
+
+class CaptionSection(CommandConfig):
+    """Which captioner writes the prompts, and how."""
+
+    backend: str = Field(
+        "heuristic", description="heuristic (offline) | transformers (local Qwen-VL) | openai."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend constructor options.")
+    batch_size: int = Field(16, ge=1, description="Pool items per captioner call.")
+    part_size: int = Field(256, ge=1, description="Items per resumable part file.")
+    workers: int | None = Field(
+        None, ge=1, description="Caption processes (default: run.workers; 1 for GPUs)."
+    )
+
+
+class EmbeddingSection(CommandConfig):
+    """Text embedder for semantic dedup and balancing."""
+
+    model_path: Path | None = Field(
+        None, description="sentence-transformers folder; default: packaged MiniLM."
+    )
+    batch_size: int = Field(128, ge=1, description="Texts per embedding batch.")
+    device: str | None = Field(None, description="torch device; default: cuda when available, else cpu.")
+
+
+class CombineSection(CommandConfig):
+    """Style × content pairing."""
+
+    contents_per_style: int = Field(8, ge=1, description="N content prompts per style prompt (paper: 8).")
+
+
+class GenerateSection(CommandConfig):
+    """Text-to-image rendering of every pair."""
+
+    backend: str = Field(
+        "procedural", description="procedural (offline) | diffusers (any local T2I pipeline)."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend options, e.g. model_path.")
+    image_size: int = Field(256, ge=16, le=4096, description="Square image side (paper: 512).")
+    batch_size: int = Field(8, ge=1, description="Requests per backend call.")
+    workers: int | None = Field(
+        None, ge=1, description="Render processes (default: run.workers; 1 for GPUs)."
+    )
+    staging_shard_rows: int = Field(400, ge=1, description="Rows per staging shard: the unit of resume.")
+
+
+class FilterSection(FilterConfig):
+    """Optional consistency filter over rendered style groups."""
+
+    enabled: bool = Field(False, description="Drop style groups whose images disagree.")
+    embedder: Literal["color_texture_stats"] = Field(
+        "color_texture_stats", description="Image embedding used until a trained style encoder is given."
+    )
+
+
+class WriteSection(CommandConfig):
+    """Final shards, card and contact sheet."""
+
+    shard_size: int = Field(80_000, ge=1, description="Rows per shard (release: 80,000).")
+    row_group_size: int = Field(100, ge=1, description="Rows per row group (release: 100).")
+    sheet_styles: int = Field(48, ge=1, description="Style rows in the contact sheet.")
+    sheet_columns: int = Field(8, ge=1, description="Images per contact-sheet row.")
+
+
+class CurateConfig(CommandConfig):
+    """``megastyle curate``: image pools → balanced prompt gallery → generated style dataset."""
+
+    toml_section: ClassVar[str] = "curate"
+
+    run_dir: Path = Field(Path("runs/curate"), description="Folder for the stages' state and the dataset.")
+    resume: bool = Field(False, description="Continue a run in run_dir (required when it already has state).")
+    seed: int = Field(0, description="Seed of every random choice in the run.")
+    engine: Literal["local", "ray"] = Field("local", description="Execution engine.")
+    workers: int = Field(2, ge=1, description="Worker processes of the local engine.")
+    progress: bool = Field(True, description="Show progress bars.")
+    pools: PoolsSection = Field(default_factory=PoolsSection)
+    caption: CaptionSection = Field(default_factory=CaptionSection)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    embedding: EmbeddingSection = Field(default_factory=EmbeddingSection)
+    balance: PromptBalanceConfig = Field(default_factory=PromptBalanceConfig)
+    combine: CombineSection = Field(default_factory=CombineSection)
+    generate: GenerateSection = Field(default_factory=GenerateSection)
+    filter: FilterSection = Field(default_factory=FilterSection)
+    write: WriteSection = Field(default_factory=WriteSection)
