@@ -16,7 +16,8 @@ console = Console(stderr=True)
 OVERRIDE_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def _fields_epilog(config_cls: type[CommandConfig]) -> str:
+def fields_epilog(config_cls: type[CommandConfig]) -> str:
+    """Help text listing every config field with its default and description."""
     lines = ["Config fields (set in --config TOML or as --field value):\n\n"]
     for option, default, description in describe_fields(config_cls):
         text = f"{option} [default {default}]"
@@ -56,7 +57,7 @@ def config_command(
                 raise typer.Exit(2) from err
 
         command.__doc__ = help
-        app.command(name, help=help, epilog=_fields_epilog(config_cls), context_settings=OVERRIDE_SETTINGS)(
+        app.command(name, help=help, epilog=fields_epilog(config_cls), context_settings=OVERRIDE_SETTINGS)(
             command
         )
         return run

@@ -1,1 +1,74 @@
 """Part 2: MegaStyle-Encoder — style encoders over vision towers and their SSCL training."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Lazy exports keep ``import megastyle.encode`` free of torch/transformers until a name is used.
+_EXPORTS: dict[str, str] = {
+    "StyleEncoder": "model",
+    "StyleEncoderConfig": "model",
+    "LoadReport": "official",
+    "StateDictLoadError": "official",
+    "canonical_key": "official",
+    "cosine_score": "model",
+    "ImagePreprocessor": "images",
+    "PreprocessConfig": "images",
+    "OfficialCheckpointError": "official",
+    "load_official_encoder": "official",
+    "read_state_dict": "official",
+    "EmbeddingSet": "embed",
+    "EmbedSummary": "embed",
+    "embed_collection": "embed",
+    "load_embeddings": "embed",
+    "ScoreCalibration": "calibrate",
+}
+
+__all__ = [
+    "EmbedSummary",
+    "EmbeddingSet",
+    "ImagePreprocessor",
+    "LoadReport",
+    "OfficialCheckpointError",
+    "PreprocessConfig",
+    "ScoreCalibration",
+    "StateDictLoadError",
+    "StyleEncoder",
+    "StyleEncoderConfig",
+    "canonical_key",
+    "cosine_score",
+    "embed_collection",
+    "load_embeddings",
+    "load_official_encoder",
+    "read_state_dict",
+]
+
+if TYPE_CHECKING:
+    from megastyle.encode.calibrate import ScoreCalibration
+    from megastyle.encode.embed import EmbeddingSet, EmbedSummary, embed_collection, load_embeddings
+    from megastyle.encode.images import ImagePreprocessor, PreprocessConfig
+    from megastyle.encode.model import StyleEncoder, StyleEncoderConfig, cosine_score
+    from megastyle.encode.official import (
+        LoadReport,
+        OfficialCheckpointError,
+        StateDictLoadError,
+        canonical_key,
+        load_official_encoder,
+        read_state_dict,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining submodule on first access to an exported name."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Module attributes plus the lazily exported names."""
+    return sorted(set(globals()) | set(__all__))
