@@ -60,14 +60,14 @@ def test_quickstart_small_run_writes_dataset_sheet_and_report(tmp_path):
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    reader = ShardReader(out / "dataset")
+    reader = ShardReader(out / "curate" / "dataset")
     assert len(reader) == 12 and len(reader.shards) == 3
     assert {r.backend for r in reader} == {"procedural"}
-    assert (out / "contact_sheet.png").stat().st_size > 0
+    assert (out / "curate" / "dataset" / "contact_sheet.png").stat().st_size > 0
     report = (out / "report.html").read_text()
-    assert "contact_sheet.png" in report and "procedural" in report
+    assert "contact_sheet.png" in report and "procedural" in report and "heuristic" in report
     results = json.loads((out / "results.json").read_text())
-    assert results["rows"] == 12 and results["rejected"] == 0
+    assert results["rows"] == 12 and results["rejects"] == 2  # the two planted bad pool items
 
 
 def test_render_resumes_without_redoing_shards(tmp_path):
