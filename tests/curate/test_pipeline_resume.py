@@ -137,7 +137,9 @@ def test_kill_9_at_random_points_then_resume_gives_identical_rows(reference, poo
 
 def test_filter_stage_drops_styles_from_the_final_dataset(pools, tmp_path):
     # An absolute cut above every score drops every style with 2+ images: nothing may leak through.
-    cfg = _config(tmp_path / "filtered", pools, filter={"enabled": True, "mode": "absolute", "threshold": 1.01})
+    cfg = _config(
+        tmp_path / "filtered", pools, filter={"enabled": True, "mode": "absolute", "threshold": 1.01}
+    )
     summary = run_curate(cfg)
     assert summary["stages"]["filter"]["dropped"] == summary["stages"]["filter"]["styles"] > 0
     assert summary["stages"]["write"]["rows"] == 0
