@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from megastyle.cli import curate_command, dataset_commands, quickstart_command
+from megastyle.cli import (
+    bench_commands,
+    curate_command,
+    dataset_commands,
+    encoder_commands,
+    quickstart_command,
+)
 
 app = typer.Typer(
     name="megastyle",
@@ -17,6 +23,8 @@ app = typer.Typer(
 quickstart_command.register(app)
 curate_command.register(app)
 dataset_commands.register(app)
+encoder_commands.register(app)
+bench_commands.register(app)
 
 
 def main() -> None:

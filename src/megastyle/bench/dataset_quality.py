@@ -1,0 +1,208 @@
+"""Dataset quality under an embedder: intra-style consistency, inter-style diversity, content leakage.
+
+- Intra-style consistency: per style, the mean cosine over distinct image pairs; averaged over
+  styles (high = a style's images look alike to the encoder).
+- Inter-style diversity: ``1 − mean cosine`` between the L2-normalised style centroids (over
+  all centroid pairs, or a seeded sample of them for many styles); also the mean cosine of
+  sampled cross-style image pairs.
+- Content leakage: cosines of *different-style* pairs that share a content (``content_id``,
+  else the content text) against different-style pairs that do not (all pairs when there are
+  at most ``max_pairs``, else seeded samples). Reported as the raw gap
+  in means and as an AUC (probability that a same-content pair outscores a different-content
+  pair; 0.5 = no leakage). The AUC does not depend on an encoder's cosine scale, so it compares
+  across encoders; the raw gap does not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from megastyle.bench.retrieval import Embedder
+from megastyle.data import Reject, ShardReader, build_style_index, decode_image
+
+
+@dataclass
+class DatasetQuality:
+    """Quality measures of one dataset sample under one embedder, with the counts behind them."""
+
+    intra_style_consistency: float
+    inter_style_diversity: float
+    cross_style_mean_cosine: float
+    leakage_same_content_mean: float | None
+    leakage_diff_content_mean: float | None
+    leakage_gap: float | None
+    leakage_auc: float | None
+    styles: int
+    images: int
+    same_content_pairs: int
+    diff_content_pairs: int
+    centroid_pairs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON and tables."""
+        return asdict(self)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float64)
+
+
+def _pair_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(pos > neg) + ½ P(pos = neg), from average ranks (Mann–Whitney U)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([positive, negative]), method="average")
+    n_pos, n_neg = len(positive), len(negative)
+    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def dataset_quality(
+    embeddings: np.ndarray,
+    style_labels: Sequence[object],
+    content_labels: Sequence[object] | None = None,
+    *,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+) -> DatasetQuality:
+    """Compute the three measures from embeddings and labels (pairs sampled beyond ``max_pairs``)."""
+    x = _normalise(np.asarray(embeddings, dtype=np.float64))
+    styles = np.asarray(style_labels)
+    if len(styles) != len(x):
+        raise ValueError(f"{len(styles)} style labels for {len(x)} embeddings")
+    rng = np.random.default_rng(seed)
+    groups: dict[object, list[int]] = defaultdict(list)
+    for i, label in enumerate(styles.tolist()):
+        groups[label].append(i)
+    if len(groups) < 2:
+        raise ValueError("dataset quality needs at least two styles")
+
+    intra = []
+    for rows in groups.values():
+        if len(rows) >= 2:
+            total = x[rows].sum(axis=0)
+            # Mean over distinct pairs without forming the n×n matrix: (|Σx|² − Σ|x|²) / (n(n−1)).
+            intra.append((total @ total - len(rows)) / (len(rows) * (len(rows) - 1)))
+    centroids = _normalise(np.stack([x[rows].mean(axis=0) for rows in groups.values()]))
+    k = len(centroids)
+    all_pairs = k * (k - 1) // 2
+    if all_pairs <= max_pairs:
+        sims = centroids @ centroids.T
+        centroid_mean = float(sims[np.triu_indices(k, 1)].mean())
+        centroid_pairs = all_pairs
+    else:
+        a, b = rng.integers(0, k, max_pairs), rng.integers(0, k, max_pairs)
+        keep = a != b
+        centroid_mean = float(np.einsum("ij,ij->i", centroids[a[keep]], centroids[b[keep]]).mean())
+        centroid_pairs = int(keep.sum())
+    a, b = _pairs(len(x), max_pairs, rng)
+    cross = styles[a] != styles[b]
+    cross_mean = (
+        float(np.einsum("ij,ij->i", x[a[cross]], x[b[cross]]).mean()) if cross.any() else float("nan")
+    )
+
+    same_mean = diff_mean = gap = auc = None
+    n_same = n_diff = 0
+    if content_labels is not None:
+        contents = np.asarray(content_labels)
+        if len(contents) != len(x):
+            raise ValueError(f"{len(contents)} content labels for {len(x)} embeddings")
+        same_pairs = _same_content_pairs(contents, styles, max_pairs, rng)
+        unrelated = cross & (contents[a] != contents[b])
+        if len(same_pairs) and unrelated.any():
+            same = np.einsum("ij,ij->i", x[same_pairs[:, 0]], x[same_pairs[:, 1]])
+            diff = np.einsum("ij,ij->i", x[a[unrelated]], x[b[unrelated]])
+            same_mean, diff_mean = float(same.mean()), float(diff.mean())
+            gap, auc = same_mean - diff_mean, _pair_auc(same, diff)
+            n_same, n_diff = len(same), len(diff)
+    return DatasetQuality(
+        intra_style_consistency=float(np.mean(intra)) if intra else float("nan"),
+        inter_style_diversity=1.0 - centroid_mean,
+        cross_style_mean_cosine=cross_mean,
+        leakage_same_content_mean=same_mean,
+        leakage_diff_content_mean=diff_mean,
+        leakage_gap=gap,
+        leakage_auc=auc,
+        styles=len(groups),
+        images=len(x),
+        same_content_pairs=n_same,
+        diff_content_pairs=n_diff,
+        centroid_pairs=centroid_pairs,
+    )
+
+
+def _same_content_pairs(
+    contents: np.ndarray, styles: np.ndarray, limit: int, rng: np.random.Generator
+) -> np.ndarray:
+    """All different-style pairs sharing a content, or a seeded sample of ``limit`` of them."""
+    by_content: dict[object, list[int]] = defaultdict(list)
+    for i, content in enumerate(contents.tolist()):
+        by_content[content].append(i)
+    pairs = [
+        (rows[i], rows[j])
+        for rows in by_content.values()
+        for i in range(len(rows))
+        for j in range(i + 1, len(rows))
+        if styles[rows[i]] != styles[rows[j]]
+    ]
+    out = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if len(out) > limit:
+        out = out[rng.choice(len(out), size=limit, replace=False)]
+    return out
+
+
+def _pairs(n: int, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair i < j when there are at most ``limit``, else ``limit`` random pairs with i ≠ j."""
+    if n * (n - 1) // 2 <= limit:
+        a, b = np.triu_indices(n, 1)
+        return a, b
+    a, b = rng.integers(0, n, limit), rng.integers(0, n, limit)
+    keep = a != b
+    return a[keep], b[keep]
+
+
+def measure_dataset(
+    source: str | Path | Sequence[str | Path],
+    embedder: Embedder,
+    *,
+    max_styles: int | None = 200,
+    max_images_per_style: int = 8,
+    batch_size: int = 32,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+) -> tuple[DatasetQuality, list[Reject]]:
+    """Sample styles (seeded) from shards, embed their images and measure; bad images are skipped."""
+    reader = ShardReader(source, columns=["id", "image", "content", "content_id"])
+    index = build_style_index(reader)
+    rng = np.random.default_rng(seed)
+    labels = np.arange(len(index))
+    if max_styles is not None and len(labels) > max_styles:
+        labels = np.sort(rng.choice(labels, size=max_styles, replace=False))
+    rows: list[tuple[int, int]] = []
+    for label in labels.tolist():
+        style_rows = index.rows_for_label(label)
+        if len(style_rows) > max_images_per_style:
+            style_rows = np.sort(rng.choice(style_rows, size=max_images_per_style, replace=False))
+        rows.extend((label, int(r)) for r in style_rows)
+    rows.sort(key=lambda pair: pair[1])  # file order: row groups are read once
+    images, style_of, content_of, rejects = [], [], [], []
+    for label, row in rows:
+        record = reader.get_row(row)
+        try:
+            images.append(decode_image((record["image"] or {}).get("bytes"), item=record["id"]))
+        except ValueError as err:
+            rejects.append(Reject(record["id"], f"decode: {err}"))
+            continue
+        style_of.append(label)
+        cid = record.get("content_id")
+        content_of.append(f"id:{cid}" if cid is not None else f"text:{record['content']}")
+    embeddings = np.asarray(embedder.embed_images(images, batch_size=batch_size), dtype=np.float32)
+    quality = dataset_quality(embeddings, style_of, content_of, max_pairs=max_pairs, seed=seed)
+    return quality, rejects

@@ -1,0 +1,282 @@
+"""Benchmark output: a results table (terminal, JSON, Markdown), a bar plot and a query grid."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from rich.console import Console
+from rich.table import Table
+
+from megastyle.bench.dataset_quality import DatasetQuality
+from megastyle.bench.retrieval import RetrievalBenchmark, RetrievalResult
+
+HIT = (30, 170, 60)
+MISS = (210, 40, 40)
+QUERY = (40, 90, 220)
+
+
+@dataclass
+class SummaryRow:
+    """One encoder's metrics over one or more benchmark seeds: mean and standard deviation."""
+
+    encoder: str
+    mean: dict[str, float]
+    std: dict[str, float]
+    seeds: int
+    dim: int
+    seconds: float
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """Column names in table order: recall@k…, map@k…, mAP."""
+    return [f"recall@{k}" for k in ks] + [f"map@{k}" for k in ks] + ["mAP"]
+
+
+def summarise(results: Sequence[RetrievalResult]) -> list[SummaryRow]:
+    """Average every encoder's metrics over results (one per seed), in first-seen encoder order."""
+    if not results:
+        raise ValueError("no retrieval results to summarise")
+    names = metric_names(results[0].ks)
+    rows = []
+    for encoder in results[0].runs:
+        runs = [result.runs[encoder] for result in results if encoder in result.runs]
+        values: dict[str, list[float]] = {name: [] for name in names}
+        for run in runs:
+            flat = run.scores.as_dict()
+            for name in names:
+                if flat.get(name) is not None:
+                    values[name].append(float(flat[name]))  # type: ignore[arg-type]
+        rows.append(
+            SummaryRow(
+                encoder=encoder,
+                mean={n: float(np.mean(v)) for n, v in values.items() if v},
+                std={n: float(np.std(v)) for n, v in values.items() if v},
+                seeds=len(runs),
+                dim=runs[0].dim,
+                seconds=float(sum(run.seconds for run in runs)),
+            )
+        )
+    return rows
+
+
+def _cell(row: SummaryRow, name: str, separator: str = " ± ") -> str:
+    if name not in row.mean:
+        return "-"
+    text = f"{row.mean[name]:.3f}"
+    return text + f"{separator}{row.std[name]:.3f}" if row.seeds > 1 else text
+
+
+def print_table(rows: Sequence[SummaryRow], ks: Sequence[int], console: Console | None = None) -> Table:
+    """Print (and return) the retrieval table: one row per encoder."""
+    table = Table(title="StyleRetrieval (held-out styles; mAP@k as CSD, mAP = standard)")
+    table.add_column("encoder", no_wrap=True)
+    for name in metric_names(ks):
+        # Short headers so the table fits a terminal: R@k, mAP@k, mAP.
+        table.add_column(name.replace("recall@", "R@").replace("map@", "mAP@"), justify="right", no_wrap=True)
+    table.add_column("dim", justify="right")
+    for row in rows:
+        # Over several seeds the std goes on a second line, so the table stays narrow.
+        table.add_row(row.encoder, *[_cell(row, n, "\n±") for n in metric_names(ks)], str(row.dim))
+    (console or Console()).print(table)
+    return table
+
+
+def markdown_table(rows: Sequence[SummaryRow], ks: Sequence[int]) -> str:
+    """The retrieval table as GitHub Markdown."""
+    names = metric_names(ks)
+    lines = ["| encoder | " + " | ".join(names) + " | dim |", "|---" * (len(names) + 2) + "|"]
+    lines += [f"| {r.encoder} | " + " | ".join(_cell(r, n) for n in names) + f" | {r.dim} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def results_json(results: Sequence[RetrievalResult], rows: Sequence[SummaryRow]) -> dict[str, Any]:
+    """Everything needed to reproduce the table: per-seed scores, benchmark params, the summary."""
+    return {
+        "ks": results[0].ks,
+        "summary": [row.__dict__ for row in rows],
+        "runs": [
+            {
+                "benchmark": result.benchmark,
+                "queries": len(result.queries),
+                "gallery": len(result.gallery),
+                "rejects": [{"item": r.item, "cause": r.cause} for r in result.rejects],
+                "encoders": {
+                    name: {
+                        **run.scores.as_dict(),
+                        "effective_k": run.scores.effective_k,
+                        "dim": run.dim,
+                        "seconds": run.seconds,
+                    }
+                    for name, run in result.runs.items()
+                },
+            }
+            for result in results
+        ],
+    }
+
+
+def plot_results(rows: Sequence[SummaryRow], ks: Sequence[int], path: str | Path) -> Path:
+    """Grouped bars (one group per metric, one bar per encoder, std as error bars) saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: never open a window
+    import matplotlib.pyplot as plt
+
+    names = metric_names(ks)
+    width = 0.8 / max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(names)), 4.0))
+    x = np.arange(len(names))
+    for i, row in enumerate(rows):
+        heights = [row.mean.get(n, 0.0) for n in names]
+        errors = [row.std.get(n, 0.0) for n in names] if row.seeds > 1 else None
+        ax.bar(x + i * width - 0.4 + width / 2, heights, width, yerr=errors, label=row.encoder)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylim(0, 1.2)
+    ax.set_ylabel("score")
+    ax.set_title("StyleRetrieval: Recall@k, CSD mAP@k and mAP")
+    ax.legend(fontsize="small", ncol=min(4, len(rows)), loc="upper center")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _framed(image: Image.Image, thumb: int, color: tuple[int, int, int], border: int) -> Image.Image:
+    tile = Image.new("RGB", (thumb, thumb), color)
+    inner = image.convert("RGB").resize((thumb - 2 * border, thumb - 2 * border), Image.Resampling.BILINEAR)
+    tile.paste(inner, (border, border))
+    return tile
+
+
+def query_grid(
+    benchmark: RetrievalBenchmark,
+    result: RetrievalResult,
+    encoder: str,
+    path: str | Path,
+    *,
+    num_queries: int = 8,
+    top: int = 5,
+    thumb: int = 80,
+    seed: int = 0,
+) -> Path:
+    """Contact sheet: each row = a query (blue) then its top results, green border = same style, red = not."""
+    run = result.runs[encoder]
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(len(result.queries), size=min(num_queries, len(result.queries)), replace=False))
+    top = min(top, run.top.indices.shape[1])
+    border, gap, label_h = max(2, thumb // 20), 4, 14
+    sheet = Image.new(
+        "RGB", ((top + 1) * (thumb + gap) + gap, len(picks) * (thumb + gap + label_h) + gap), (250, 250, 250)
+    )
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for r, q in enumerate(picks):
+        query = result.queries[int(q)]
+        hits = [result.gallery[int(g)] for g in run.top.indices[q, :top]]
+        images = benchmark.load_images([query, *hits])
+        y = gap + r * (thumb + gap + label_h)
+        draw.text((gap, y), f"{query.id}  (style {query.label})", fill=(30, 30, 30), font=font)
+        y += label_h
+        sheet.paste(_framed(images[0], thumb, QUERY, border), (gap, y))
+        for c, (item, image) in enumerate(zip(hits, images[1:], strict=True), start=1):
+            color = HIT if item.label == query.label else MISS
+            sheet.paste(_framed(image, thumb, color, border), (gap + c * (thumb + gap), y))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, format="PNG")
+    return path
+
+
+def write_retrieval_report(
+    results: Sequence[RetrievalResult],
+    benchmarks: Sequence[RetrievalBenchmark],
+    out_dir: str | Path,
+    *,
+    grid_queries: int = 8,
+    grid_top: int = 5,
+    console: Console | None = None,
+) -> dict[str, Path]:
+    """Print the table and write results.json, results.md, results.png and one grid per encoder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summarise(results)
+    ks = results[0].ks
+    print_table(rows, ks, console)
+    files = {
+        "json": out / "results.json",
+        "markdown": out / "results.md",
+        "plot": plot_results(rows, ks, out / "results.png"),
+    }
+    files["json"].write_text(json.dumps(results_json(results, rows), indent=2), encoding="utf-8")
+    counts = results[0].benchmark["counts"]
+    header = (
+        f"StyleRetrieval on {counts['heldout_styles']} held-out styles: {len(results[0].queries)} queries, "
+        f"{len(results[0].gallery)} gallery images, {len(results)} seed(s). "
+        "mAP@k is CSD's (mean precision@1..k); mAP is standard average precision.\n\n"
+    )
+    files["markdown"].write_text(header + markdown_table(rows, ks), encoding="utf-8")
+    for name in results[0].runs:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        files[f"grid:{name}"] = query_grid(
+            benchmarks[0], results[0], name, out / f"grid_{safe}.png", num_queries=grid_queries, top=grid_top
+        )
+    return files
+
+
+def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | None = None) -> Table:
+    """Print the dataset-quality table: one row per embedder."""
+    table = Table(title="Dataset quality")
+    columns = [
+        "intra-style ↑",
+        "inter-style div. ↑",
+        "leak gap ↓",
+        "leak AUC (0.5 = none)",
+        "styles",
+        "images",
+    ]
+    table.add_column("embedder")
+    for column in columns:
+        table.add_column(column, justify="right")
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+    for name, q in qualities.items():
+        table.add_row(
+            name,
+            fmt(q.intra_style_consistency),
+            fmt(q.inter_style_diversity),
+            fmt(q.leakage_gap),
+            fmt(q.leakage_auc),
+            str(q.styles),
+            str(q.images),
+        )
+    (console or Console()).print(table)
+    return table
+
+
+def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
+    """The dataset-quality table as Markdown."""
+    keys = [
+        "intra_style_consistency",
+        "inter_style_diversity",
+        "leakage_gap",
+        "leakage_auc",
+        "styles",
+        "images",
+    ]
+    lines = ["| embedder | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, q in qualities.items():
+        data = q.as_dict()
+        cells = [f"{data[k]:.4f}" if isinstance(data[k], float) else str(data[k]) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,32 @@
+"""A small procedural style dataset shared by the benchmark tests (built once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from megastyle.curate.generate import PlannedImage, plan_images, run_generate
+from megastyle.prompts import sample_content_prompts, sample_style_prompts
+
+NUM_STYLES = 16
+PER_STYLE = 6
+
+
+def render_procedural(out: Path, *, num_styles: int = NUM_STYLES, per_style: int = PER_STYLE) -> Path:
+    """16 styles × 6 contents at 48 px; one seed per content so a content keeps its layout across styles."""
+    styles = sample_style_prompts(num_styles, seed=0)
+    contents = sample_content_prompts(12, seed=1)
+    plan = [
+        PlannedImage(p.style_id, p.content_id, p.style, p.content, 1000 + p.content_id)
+        for p in plan_images(styles, contents, per_style, seed=0)
+    ]
+    # Several shards, so shard/row references are exercised.
+    run_generate(plan, out, size=48, shard_size=40, row_group_size=10, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def procedural_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of shards: 96 rows, 16 styles, contents shared across styles."""
+    return render_procedural(tmp_path_factory.mktemp("procedural") / "shards")
