@@ -10,11 +10,17 @@ so the caption stage has to strip them.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from megastyle.curate.generators import GenerationRequest, load_backend
-from megastyle.prompts import read_style_text, sample_content_prompts, sample_style_prompts
+from megastyle.prompts import (
+    parse_style_prompt,
+    read_style_text,
+    render_style_prompt,
+    sample_content_prompts,
+    sample_style_prompts,
+)
 
 _ALT_TEMPLATES = (
     "{medium} artwork: {content}",
@@ -46,6 +52,23 @@ def _alt_text(style: str, content: str, rng: random.Random) -> str:
     )
 
 
+def share_palettes(styles: list[str], family_size: int) -> list[str]:
+    """Give each run of ``family_size`` style prompts the palette of its first member.
+
+    Real style pools hold many styles with the same colours and different media, light or
+    texture; without such families a colour histogram alone separates every style.
+    """
+    if family_size <= 1:
+        return list(styles)
+    shared = []
+    for i, text in enumerate(styles):
+        attrs = parse_style_prompt(text)
+        head = parse_style_prompt(styles[i - i % family_size])
+        attrs = replace(attrs, dominant_colors=head.dominant_colors, accent_colors=head.accent_colors)
+        shared.append(render_style_prompt(attrs))
+    return list(dict.fromkeys(shared))  # a family member may collapse onto another: keep one
+
+
 def make_procedural_pools(
     root: str | Path,
     num_style_images: int,
@@ -53,6 +76,7 @@ def make_procedural_pools(
     seed: int = 0,
     size: int = 192,
     plant_bad_items: bool = True,
+    palette_family_size: int = 1,
 ) -> SyntheticPools:
     """Write ``root/style_pool`` and ``root/content_pool`` image folders with sidecar captions."""
     root = Path(root)
@@ -61,6 +85,7 @@ def make_procedural_pools(
     # Fewer distinct style prompts than style images: a real pool repeats styles, which is
     # what deduplication is for.
     styles = sample_style_prompts(max(num_style_images * 3 // 4, 1), seed=seed + 11)
+    styles = share_palettes(styles, palette_family_size)
     contents = sample_content_prompts(max(num_style_images, num_content_images), seed=seed + 12)
     pools = (("style_pool", num_style_images), ("content_pool", num_content_images))
     for name, count in pools:
