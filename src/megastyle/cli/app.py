@@ -10,6 +10,7 @@ from megastyle.cli import (
     dataset_commands,
     encoder_commands,
     quickstart_command,
+    transfer_train_command,
 )
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ curate_command.register(app)
 dataset_commands.register(app)
 encoder_commands.register(app)
 bench_commands.register(app)
+transfer_train_command.register(app)
 
 
 def main() -> None:
