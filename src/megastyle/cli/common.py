@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from megastyle.config import CommandConfig, ConfigError, describe_fields, load_config
 
@@ -23,7 +24,7 @@ def fields_epilog(config_cls: type[CommandConfig]) -> str:
         text = f"{option} [default {default}]"
         if description:
             text += f": {description}"
-        lines.append(f"{text}\n\n")
+        lines.append(f"{escape(text)}\n\n")  # typer renders help as rich markup: keep [..] literal
     return "".join(lines)
 
 

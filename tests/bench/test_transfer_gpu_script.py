@@ -1,0 +1,53 @@
+"""The GPU transfer benchmark script runs end to end on a tiny config (CPU) and targets the official LoRA modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from megastyle.testing.flux import tiny_flux_transformer
+from megastyle.transfer.lora import kohya_targets
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "bench_flux_transfer.py"
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_flux_transfer", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_measures_every_configuration(tmp_path: Path) -> None:
+    script = _script()
+    out = script.main(["--tiny", "--no-train", "--max-batch-512", "2", "--iters", "1", "--warmup", "0",
+                       "--json", str(tmp_path / "r.json")])  # fmt: skip
+    seen = {(r["mode"], r["size"], r["reference"], r["batch"], r["compiled"]) for r in out["rows"]}
+    assert seen == {("infer", 64, ref, batch, False) for ref in (True, False) for batch in (1, 2)}
+    assert {"goal_64_ref_best_over_b1_eager", "reference_overhead_64_b1_eager"} <= set(out["ratios"])
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert "predict_target_velocity" in saved["environment"]["reference_join"]
+    assert saved["rows"] == out["rows"] and saved["ratios"] == out["ratios"]
+
+
+def test_lora_targets_are_the_official_modules_and_strip_restores_the_model() -> None:
+    script = _script()
+    torch.manual_seed(0)
+    model = tiny_flux_transformer().eval()
+    official = {m for group, pieces in kohya_targets(model).items() if "_blocks_" in group for m in pieces}
+    pattern = re.compile(script.LORA_TARGETS)
+    matched = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)}
+    assert matched == official and len(matched) == 14 + 6  # one double block, one single block
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params, source = script.add_lora(model, rank=4)
+    assert source == "peft" and len(params) == 2 * len(official)
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in params)
+    script.strip_lora(model)
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
