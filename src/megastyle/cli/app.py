@@ -10,6 +10,7 @@ from megastyle.cli import (
     dataset_commands,
     encoder_commands,
     quickstart_command,
+    train_encoder_command,
     transfer_commands,
     transfer_train_command,
 )
@@ -26,6 +27,7 @@ quickstart_command.register(app)
 curate_command.register(app)
 dataset_commands.register(app)
 encoder_commands.register(app)
+train_encoder_command.register(app)
 bench_commands.register(app)
 transfer_commands.register(app)
 transfer_train_command.register(app)

@@ -1,0 +1,463 @@
+"""SSCL training of the style encoder (``megastyle train-encoder``) through accelerate.
+
+One step: a P×K batch (this process's share) → image features (plain, or GradCache chunks) →
+features gathered across processes *with* grad → ``SSCLLoss`` against the frozen text bank →
+AdamW on the vision tower and the loss' scale/bias (warmup + cosine). Only the image tower and
+the loss parameters train; the text tower never enters the optimizer and runs without grad.
+
+Gradients with several processes: every process computes the same global loss L on the gathered
+features; ``all_gather``'s backward sums the W identical contributions, so each process holds
+W·∂L/∂θ over its own images and DDP's mean over processes gives exactly ∂L/∂θ.
+
+Checkpoints (``checkpoints/step-NNNNNNN/``) hold only tensors and JSON: encoder and loss weights
+(safetensors), the optimizer state (``torch.save`` of tensors/numbers, read back with
+``weights_only=True``), the scheduler state and trainer position (JSON), and each process's
+torch/numpy/python RNG states — so a resumed run takes exactly the steps an unbroken run takes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from megastyle.config import ConfigError
+from megastyle.encode.data import (
+    AugmentConfig,
+    StyleImageDataset,
+    StyleRows,
+    collate_style_batch,
+    heldout_metrics,
+    match_styles,
+    read_holdout_file,
+    scan_styles,
+    select_holdout_styles,
+    split_styles,
+)
+from megastyle.encode.gradcache import GradCache
+from megastyle.encode.losses import SSCLLoss, SSCLLossOutput
+from megastyle.encode.model import StyleEncoder
+from megastyle.encode.sampler import PKBatchSampler
+from megastyle.encode.text_side import TextBank, build_text_bank, load_text_tower
+from megastyle.encode.train_config import TrainEncoderConfig
+
+CHECKPOINTS = "checkpoints"
+LOG_NAME = "train_log.jsonl"
+HELDOUT_NAME = "heldout_styles.json"
+
+
+@dataclass
+class TrainResult:
+    """Where the trained encoder went and how training went."""
+
+    output_dir: Path
+    encoder_dir: Path
+    steps: int
+    final_loss: float | None
+    heldout_styles: list[str]
+    evals: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ----- pieces ------------------------------------------------------------------------------------
+def build_encoder(cfg: TrainEncoderConfig) -> StyleEncoder:
+    """The encoder to train: a seeded tiny SigLIP tower, or a local pretrained folder."""
+    if cfg.init == "tiny":
+        vision = cfg.tiny.vision_config()
+        return StyleEncoder.from_vision_config(
+            "siglip", vision, image_size=vision["image_size"], seed=cfg.seed
+        )
+    return StyleEncoder.from_pretrained(cfg.init)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """LR multiplier: linear 1/W … 1 over ``warmup_steps``, then cosine down to ``min_ratio``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(encoder: StyleEncoder, loss_fn: SSCLLoss, cfg: TrainEncoderConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not norms, biases or the loss' scale/bias)."""
+    decay = [p for p in encoder.vision_model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in encoder.vision_model.parameters() if p.ndim < 2]
+    extra = [p for name, p in loss_fn.named_parameters() if name.startswith("text_projection")]
+    scalars = [p for name, p in loss_fn.named_parameters() if not name.startswith("text_projection")]
+    groups = [
+        {"params": decay + extra, "weight_decay": cfg.weight_decay},
+        {"params": no_decay + scalars, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.adam_betas, fused=torch.cuda.is_available())
+
+
+def gather_with_grad(features: torch.Tensor, num_processes: int) -> torch.Tensor:
+    """All processes' features in rank order, differentiable (identity for one process)."""
+    if num_processes == 1:
+        return features
+    import torch.distributed.nn.functional as dist_fn
+
+    return torch.cat(dist_fn.all_gather(features.contiguous()), dim=0)
+
+
+# ----- checkpoints -------------------------------------------------------------------------------
+def _rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{index}"] = state
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
+    json_state = {
+        "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+        "python": [version, list(internal), python_gauss],
+    }
+    return tensors, json_state
+
+
+def _set_rng_states(tensors: dict[str, torch.Tensor], json_state: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("torch_cuda_"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    name, keys, pos, has_gauss, gauss = json_state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, python_gauss = json_state["python"]
+    random.setstate((version, tuple(internal), python_gauss))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder (one with ``trainer_state.json``), if any."""
+    done = sorted((output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
+    return done[-1].parent if done else None
+
+
+def save_checkpoint(
+    folder: Path,
+    *,
+    encoder: StyleEncoder,
+    loss_fn: SSCLLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    trainer_state: dict[str, Any],
+    rank: int,
+    is_main: bool,
+) -> None:
+    """Write one checkpoint; ``trainer_state.json`` goes last and marks it complete."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors, json_state = _rng_states()
+    save_file(tensors, str(folder / f"rng-rank{rank}.safetensors"))
+    (folder / f"rng-rank{rank}.json").write_text(json.dumps(json_state))
+    if not is_main:
+        return
+    save_file(
+        {k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors")
+    )
+    save_file({k: v.contiguous() for k, v in loss_fn.state_dict().items()}, str(folder / "loss.safetensors"))
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+    (folder / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
+
+
+def load_checkpoint(
+    folder: Path,
+    *,
+    encoder: StyleEncoder,
+    loss_fn: SSCLLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    rank: int,
+) -> dict[str, Any]:
+    """Restore everything ``save_checkpoint`` wrote; returns the trainer state."""
+    from safetensors.torch import load_file
+
+    encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+    loss_fn.load_state_dict(load_file(str(folder / "loss.safetensors")))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
+    rng_file = folder / f"rng-rank{rank}.safetensors"
+    if rng_file.is_file():  # a run resumed on more processes than it saved from starts fresh streams
+        _set_rng_states(load_file(str(rng_file)), json.loads((folder / f"rng-rank{rank}.json").read_text()))
+    return json.loads((folder / "trainer_state.json").read_text())
+
+
+def _prune_checkpoints(output_dir: Path, keep: int) -> None:
+    done = sorted(p.parent for p in (output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ----- data split --------------------------------------------------------------------------------
+def resolve_split(cfg: TrainEncoderConfig) -> tuple[StyleRows, StyleRows, list[str]]:
+    """(training rows, held-out rows, held-out style texts) per the file and the seeded fraction."""
+    data = scan_styles(cfg.data_dirs)
+    heldout: set[str] = set()
+    if cfg.holdout_styles_file is not None:
+        heldout, unmatched = match_styles(read_holdout_file(cfg.holdout_styles_file), data)
+        if not heldout:
+            raise ConfigError(
+                f"no style in {cfg.holdout_styles_file} matches the training data ({len(unmatched)} entries)"
+            )
+    remaining = [s for s in data.styles if s not in heldout]
+    heldout.update(select_holdout_styles(remaining, cfg.holdout_fraction, cfg.seed))
+    train_rows, heldout_rows = split_styles(data, heldout)
+    if len(train_rows.styles) < cfg.styles_per_batch:
+        raise ConfigError(
+            f"{len(train_rows.styles)} training styles, fewer than styles_per_batch = {cfg.styles_per_batch}"
+        )
+    return train_rows, heldout_rows, sorted(heldout)
+
+
+# ----- the loop ----------------------------------------------------------------------------------
+class SSCLTrainer:
+    """One training run: everything built from the config, then ``run()`` (resumes when it can)."""
+
+    def __init__(self, cfg: TrainEncoderConfig) -> None:
+        from accelerate import Accelerator
+
+        mixed = cfg.mixed_precision
+        if mixed == "auto":
+            mixed = "bf16" if torch.cuda.is_available() and not cfg.cpu else "no"
+        self.cfg = cfg
+        self.accelerator = accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mixed)
+        self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.is_main = accelerator.is_main_process
+        self.out = out = cfg.output_dir
+        out.mkdir(parents=True, exist_ok=True)
+
+        train_rows, heldout_rows, self.heldout = resolve_split(cfg)
+        if self.is_main:
+            payload = {"heldout_styles": self.heldout, "seed": cfg.seed}
+            (out / HELDOUT_NAME).write_text(json.dumps(payload, indent=2))
+        torch.manual_seed(cfg.seed + self.rank)
+        np.random.seed(cfg.seed + self.rank)
+        random.seed(cfg.seed + self.rank)
+
+        self.device = device = accelerator.device
+        # On the device before the optimizer exists, so loaded optimizer state lands there too.
+        self.encoder = build_encoder(cfg).train().to(device)
+        self.bank: TextBank | None = None
+        if cfg.siglip_weight > 0:
+            init = None if cfg.init == "tiny" else cfg.init
+            tower = load_text_tower(cfg.text_tower, text_model_path=cfg.text_model_path, init_path=init)
+            self.bank = build_text_bank(tower, train_rows.styles, cache_dir=out / "cache").to(device)
+        self.loss_fn = SSCLLoss(
+            supcon_weight=cfg.supcon_weight,
+            siglip_weight=cfg.siglip_weight,
+            temperature=cfg.temperature,
+            base_temperature=cfg.base_temperature,
+            image_dim=self.encoder.dim,
+            text_dim=self.bank.dim if self.bank is not None else None,
+        ).to(device)
+
+        cache = cfg.cache_images == "on" or (
+            cfg.cache_images == "auto" and len(train_rows) <= cfg.cache_images_max_rows
+        )
+        augment = AugmentConfig(crop_scale=(cfg.crop_scale_min, 1.0)) if cfg.augment else None
+        preprocess = self.encoder.config.preprocess
+        self.dataset = StyleImageDataset(train_rows, preprocess, augment=augment, cache_images=cache)
+        self.heldout_set = (
+            StyleImageDataset(heldout_rows, preprocess, cache_images=cache) if self.heldout else None
+        )
+        self.sampler = PKBatchSampler(
+            train_rows.labels,
+            cfg.styles_per_batch,
+            cfg.images_per_style,
+            seed=cfg.seed,
+            small_styles=cfg.small_styles,
+            world_size=self.world,
+            rank=self.rank,
+        )
+        self.total_steps = cfg.max_steps or sum(len(self.sampler.epoch_batches(e)) for e in range(cfg.epochs))
+
+        self.optimizer = make_optimizer(self.encoder, self.loss_fn, cfg)
+        warmup = math.ceil(cfg.warmup_ratio * self.total_steps)
+        schedule = warmup_cosine(self.total_steps, warmup, cfg.min_lr_ratio)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.step, self.epoch, self.position = 0, 0, 0
+        self.resumed_from = self._resume() if cfg.resume else None
+
+        self.model = model = accelerator.prepare(self.encoder)
+        self.params = [*self.encoder.vision_model.parameters(), *self.loss_fn.parameters()]
+        self.cacher: GradCache | None = None
+        if cfg.chunk_size:
+            # The batch stays on the host (pinned); each chunk moves to the device when it is
+            # encoded, so device memory holds one chunk of pixels, not the whole batch.
+            self.cacher = GradCache(
+                lambda chunk: model(chunk.to(device, non_blocking=True)),
+                cfg.chunk_size,
+                no_sync=lambda: accelerator.no_sync(model),
+            )
+        self.evals: list[dict[str, Any]] = []
+
+    def _resume(self) -> Path | None:
+        previous = latest_checkpoint(self.out)
+        if previous is None:
+            return None
+        saved = json.loads((previous / "trainer_state.json").read_text()).get("resume_key", {})
+        differing = sorted(k for k, v in self.cfg.resume_key().items() if saved.get(k) != v)
+        if differing:
+            raise ConfigError(f"{previous} was written with other settings {differing}; set resume = false")
+        state = load_checkpoint(
+            previous,
+            encoder=self.encoder,
+            loss_fn=self.loss_fn,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            rank=self.rank,
+        )
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        return previous
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one JSON line to the run's log (main process only)."""
+        if self.is_main:
+            with (self.out / LOG_NAME).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def evaluate(self) -> None:
+        """Held-out retrieval metrics of the current encoder, logged and kept."""
+        if self.heldout_set is None or not self.is_main:
+            return
+        encoder = self.accelerator.unwrap_model(self.model)
+        metrics = heldout_metrics(encoder, self.heldout_set, max_images=self.cfg.eval_max_images)
+        record = {"event": "eval", "step": self.step, **metrics}
+        self.evals.append(record)
+        self.log(record)
+
+    def checkpoint(self) -> None:
+        """Save the full training state at the current step; keep the newest few."""
+        state = {"step": self.step, "epoch": self.epoch, "position": self.position}
+        state |= {"total_steps": self.total_steps, "resume_key": self.cfg.resume_key()}
+        self.accelerator.wait_for_everyone()
+        save_checkpoint(
+            self.out / CHECKPOINTS / f"step-{self.step:07d}",
+            encoder=self.accelerator.unwrap_model(self.model),
+            loss_fn=self.loss_fn,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            trainer_state=state,
+            rank=self.rank,
+            is_main=self.is_main,
+        )
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            _prune_checkpoints(self.out, self.cfg.keep_checkpoints)
+
+    def train_step(self, pixels: torch.Tensor, labels: torch.Tensor) -> tuple[SSCLLossOutput, float | None]:
+        """One optimizer step on this process's share of a batch; returns the loss and grad norm."""
+        labels = labels.to(self.device)
+        labels_all = self.accelerator.gather(labels) if self.world > 1 else labels
+        text = self.bank.lookup(labels_all) if self.bank is not None else None
+
+        def loss_of(local: torch.Tensor) -> SSCLLossOutput:
+            return self.loss_fn(gather_with_grad(local, self.world), labels_all, text)
+
+        if self.cacher is not None:
+            output: SSCLLossOutput = self.cacher.step(pixels, loss_of).loss_output
+        else:
+            output = loss_of(self.model(pixels.to(self.device, non_blocking=True)))
+            output.loss.backward()
+        grad_norm = None
+        if self.cfg.max_grad_norm:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return output, grad_norm
+
+    def _log_step(self, output: SSCLLossOutput, grad_norm: float | None, seconds: float) -> None:
+        self.log(
+            {
+                "event": "step",
+                "step": self.step,
+                "epoch": self.epoch,
+                "loss": float(output.loss.detach()),
+                "supcon": float(output.supcon),
+                "siglip": float(output.siglip),
+                "lr": self.scheduler.get_last_lr()[0],
+                "logit_scale": self.loss_fn.logit_scale.detach().exp().item(),
+                "logit_bias": self.loss_fn.logit_bias.detach().item(),
+                "grad_norm": grad_norm,
+                "images_per_s": self.sampler.batch_size / seconds,
+            }
+        )
+
+    def run(self) -> TrainResult:
+        """Train to ``total_steps`` (from the resumed step), save and return the result."""
+        cfg = self.cfg
+        if self.step == 0:
+            self.evaluate()
+        last_loss: float | None = None
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, disable=not (cfg.progress and self.is_main)) as progress:
+            task = progress.add_task("train-encoder", total=self.total_steps, completed=self.step)
+            while self.step < self.total_steps:
+                # Consumed-batch position, not the sampler's own: the loader prefetches ahead.
+                self.sampler.load_state_dict(
+                    {"epoch": self.epoch, "position": self.position, "seed": cfg.seed}
+                )
+                loader = torch.utils.data.DataLoader(
+                    self.dataset,
+                    batch_sampler=self.sampler,
+                    num_workers=cfg.num_workers,
+                    collate_fn=collate_style_batch,
+                    pin_memory=self.device.type == "cuda",
+                )
+                started = time.perf_counter()
+                for pixels, labels in loader:
+                    output, grad_norm = self.train_step(pixels, labels)
+                    self.step, self.position = self.step + 1, self.position + 1
+                    last_loss = float(output.loss.detach())
+                    if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                        self._log_step(output, grad_norm, (time.perf_counter() - started) / cfg.log_every)
+                    progress.update(
+                        task, completed=self.step, description=f"train-encoder loss {last_loss:.3f}"
+                    )
+                    mid_run = self.step < self.total_steps
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and mid_run:
+                        self.evaluate()
+                    if cfg.save_every and self.step % cfg.save_every == 0 and mid_run:
+                        self.checkpoint()
+                    if not mid_run:
+                        break
+                    started = time.perf_counter()
+                else:
+                    self.epoch, self.position = self.epoch + 1, 0
+        self.checkpoint()
+        self.evaluate()
+        return self._finish(last_loss)
+
+    def _finish(self, last_loss: float | None) -> TrainResult:
+        from safetensors.torch import save_file
+
+        encoder_dir = self.out / "encoder"
+        if self.is_main:
+            self.accelerator.unwrap_model(self.model).save_pretrained(encoder_dir)
+            weights = {k: v.contiguous() for k, v in self.loss_fn.state_dict().items()}
+            save_file(weights, str(self.out / "sscl_loss.safetensors"))
+            summary = {"steps": self.step, "final_loss": last_loss, "heldout_styles": len(self.heldout)}
+            summary["evals"] = self.evals
+            (self.out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        self.accelerator.wait_for_everyone()
+        return TrainResult(self.out, encoder_dir, self.step, last_loss, self.heldout, self.evals)
+
+
+def train_encoder(cfg: TrainEncoderConfig) -> TrainResult:
+    """Run (or resume) SSCL training and save the encoder to ``output_dir/encoder``."""
+    return SSCLTrainer(cfg).run()
