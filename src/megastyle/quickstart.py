@@ -41,6 +41,15 @@ class QuickstartConfig(CommandConfig):
     shard_size: int = Field(128, ge=1, description="Rows per Parquet shard (the release uses 80,000).")
     row_group_size: int = Field(100, ge=1, description="Rows per Parquet row group (the release uses 100).")
     sheet_columns: int = Field(8, ge=1, description="Images per style row in the contact sheet.")
+    palette_family_size: int = Field(
+        4,
+        ge=1,
+        description="Style-pool prompts per shared palette (so colour alone cannot tell styles apart).",
+    )
+    train_encoder: bool = Field(True, description="Train the tiny encoder and run the retrieval benchmark.")
+    holdout_fraction: float = Field(0.25, gt=0, lt=1, description="Share of styles held out for retrieval.")
+    encoder_epochs: int = Field(8, ge=1, description="Training epochs of the tiny encoder.")
+    style_transfer: bool = Field(True, description="End with a style transfer on a tiny untrained FLUX.")
     progress: bool = Field(True, description="Show progress bars.")
 
     def curate_config(self, pools: SyntheticPools) -> CurateConfig:
@@ -105,9 +114,32 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
         "rows": len(reader),
         "shards": len(reader.shards),
         "rejects": curated["rejects"],
-        "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    sections = []
+    if cfg.train_encoder:
+        from megastyle.quickstart_encoder import train_and_benchmark
+
+        start = time.perf_counter()
+        encoder_results, encoder_section = train_and_benchmark(
+            dataset_dir,
+            out,
+            seed=cfg.seed,
+            holdout_fraction=cfg.holdout_fraction,
+            epochs=cfg.encoder_epochs,
+            progress=cfg.progress,
+        )
+        timings["encoder+benchmark"] = time.perf_counter() - start
+        results["encoder"] = encoder_results
+        sections.append(encoder_section)
+    if cfg.style_transfer:
+        from megastyle.quickstart_transfer import style_transfer_demo
+
+        start = time.perf_counter()
+        results["transfer"], transfer_section = style_transfer_demo(dataset_dir, out, seed=cfg.seed)
+        timings["transfer"] = time.perf_counter() - start
+        sections.append(transfer_section)
+    results["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     curation = Section("1. Curation").text(
         f"Offline pools ({pools.style_images} style images, {pools.content_images} content images with alt-text "
         f"captions, {pools.planted_bad_items} planted bad items) rendered by the procedural backend. Style prompts "
@@ -129,7 +161,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
     report = write_report(
         out / "report.html",
         "megastyle quickstart",
-        [curation],
+        [curation, *sections],
         subtitle=f"seed {cfg.seed}; embedded default backends (no model weights); config in config.toml",
     )
     _print_summary(results, report)
@@ -141,6 +173,7 @@ def _print_summary(results: dict[str, object], report: Path) -> None:
     table.add_column("item")
     table.add_column("value", justify="right")
     for key, value in results.items():
-        table.add_row(key, str(value))
+        if key != "encoder":  # printed as its own table by the benchmark
+            table.add_row(key, str(value))
     console.print(table)
     console.print(f"report: {report}")
