@@ -57,6 +57,14 @@ def test_quickstart_small_run_writes_dataset_sheet_and_report(tmp_path):
         "5",
         "--progress",
         "false",
+        "--style-pool-images",
+        "10",
+        "--content-pool-images",
+        "10",
+        "--train-encoder",
+        "false",
+        "--style-transfer",
+        "false",
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

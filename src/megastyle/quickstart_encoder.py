@@ -17,6 +17,7 @@ from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.dataset_quality import dataset_quality
 from megastyle.bench.report import summarise, write_retrieval_report
 from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchmark, evaluate
+from megastyle.data import build_style_index
 from megastyle.encode.model import StyleEncoder
 from megastyle.encode.train import build_encoder, train_encoder
 from megastyle.encode.train_config import TrainEncoderConfig
@@ -42,11 +43,13 @@ def train_and_benchmark(
         )
         benchmark.save(bench_dir)
 
+    train_styles = len(build_style_index(dataset_dir)) - len(benchmark.heldout_styles)
     train_cfg = TrainEncoderConfig(
         data_dirs=[dataset_dir],
         output_dir=out / "encoder",
         holdout_styles_file=bench_dir / "heldout_styles.json",
         init="tiny",
+        styles_per_batch=max(2, min(12, train_styles)),  # small runs have fewer styles than the default P
         epochs=epochs,
         seed=seed,
         progress=progress,
