@@ -83,6 +83,9 @@ def test_full_recipe_curate_table_is_valid_and_names_real_backend_options():
     cfg = load_config(CurateConfig, ROOT / "configs" / "megastyle_full.toml")
     assert (cfg.balance.style.target, cfg.balance.content.target) == (170_000, 400_000)
     assert cfg.combine.contents_per_style == 8 and cfg.generate.image_size == 512
-    for options, cls in ((cfg.caption.options, TransformersCaptioner), (cfg.generate.options, DiffusersBackend)):
+    for options, cls in (
+        (cfg.caption.options, TransformersCaptioner),
+        (cfg.generate.options, DiffusersBackend),
+    ):
         accepted = set(inspect.signature(cls.__init__).parameters)
         assert set(options) <= accepted, (cls.__name__, set(options) - accepted)
