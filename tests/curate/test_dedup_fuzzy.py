@@ -13,7 +13,9 @@ from megastyle.curate.dedup import (
     jaccard,
     lsh_candidate_pairs,
     shingle_sets,
+    verify_pairs,
 )
+from megastyle.curate.dedup.fuzzy import ShingleSetTable, fuzzy_edges
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
 
 FILLERS = ["blue", "soft", "ink", "grainy", "bright", "paper", "bold", "misty"]
@@ -58,6 +60,47 @@ def test_lsh_buckets_all_pairs_or_a_star_for_big_buckets():
     assert star.tolist() == [[0, 1], [0, 2], [0, 3], [0, 4]]
     with pytest.raises(ValueError, match="need 6 permutations"):
         lsh_candidate_pairs(signatures, bands=3, rows=2)
+
+
+def _reference_candidates(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
+    """Every pair sharing one band's values exactly, with Python dicts (datasketch's bucketing)."""
+    found = set()
+    for band in range(bands):
+        buckets: dict[bytes, list[int]] = {}
+        for i, row in enumerate(signatures[:, band * rows : (band + 1) * rows]):
+            buckets.setdefault(row.tobytes(), []).append(i)
+        found |= {
+            (i, j) for members in buckets.values() for k, i in enumerate(members) for j in members[k + 1 :]
+        }
+    return found
+
+
+def test_lsh_candidates_equal_dictionary_bucketing():
+    rng = np.random.default_rng(4)
+    signatures = rng.integers(0, 6, size=(300, 12), dtype=np.uint32)  # small values: many equal bands
+    signatures[rng.integers(0, 300, 40), :3] = 7  # and some large buckets
+    got = lsh_candidate_pairs(signatures, bands=4, rows=3, max_bucket_size=1000)
+    assert {tuple(p) for p in got.tolist()} == _reference_candidates(signatures, 4, 3)
+    assert got.tolist() == sorted(got.tolist())
+
+
+def test_vectorised_jaccard_equals_the_pairwise_one():
+    rng = random.Random(3)
+    texts = sample_style_prompts(30, seed=4) + sample_content_prompts(30, seed=5) + ["", "", "ab"]
+    texts += [t.replace(" ", "  ", 1) + " extra words" for t in texts[:10]]
+    sets = shingle_sets(texts, 5)
+    pairs = np.array([(rng.randrange(len(texts)), rng.randrange(len(texts))) for _ in range(400)])
+    pairs = np.vstack([pairs, [[60, 61], [60, 62], [3, 3]]])  # two empty sets, empty vs not, self
+    expected = [jaccard(sets[i], sets[j]) for i, j in pairs]
+    hasher = MinHasher(ngram=5)
+    table = ShingleSetTable.build(texts, np.arange(len(texts)), hasher)
+    assert table.jaccard(pairs).tolist() == expected
+    assert verify_pairs(dict(enumerate(sets)), pairs).tolist() == expected
+    partial = ShingleSetTable.build(texts, np.arange(0, len(texts), 2), hasher)
+    extended = partial.extended(texts, np.arange(len(texts)), hasher)
+    assert np.array_equal(extended.jaccard(pairs), table.jaccard(pairs))
+    with pytest.raises(KeyError, match="not in the table"):
+        partial.jaccard(np.array([[0, 1]]))
 
 
 def _variant_families(bases: list[str], per_base: int, seed: int) -> list[str]:
@@ -145,6 +188,18 @@ def test_transitive_groups_keep_one_member():
     assert result.kept.tolist() == [0, 2]
     assert [(p.removed, p.kept) for p in result.pairs] == [(1, 0), (3, 0)]
     assert result.pairs[1].score == pytest.approx(jaccard(sets[0], sets[2]))
+
+
+def test_fuzzy_edges_candidates_and_threads():
+    docs = _variant_families(sample_style_prompts(30, seed=8), 6, seed=2)
+    one = fuzzy_edges(docs, ngram=5, seed=1)
+    two = fuzzy_edges(docs, ngram=5, seed=1, threads=2)
+    assert np.array_equal(one.signatures, two.signatures) and np.array_equal(one.edges, two.edges)
+    assert {tuple(p) for p in one.candidates.tolist()} == _reference_candidates(one.signatures, 20, 13)
+    assert set(one.seconds) == {"signatures", "lsh", "verify"}
+    sets = shingle_sets(docs, 5)
+    assert all(jaccard(sets[i], sets[j]) >= 0.8 for i, j in one.edges)
+    assert set(np.unique(one.edges).tolist()) <= one.sets.keys()  # the verification read their sets
 
 
 def test_keep_longest_and_unverified_scores_and_determinism():
