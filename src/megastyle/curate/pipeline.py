@@ -56,6 +56,14 @@ class RunContext:
         self.keys[name] = key
         return StageDir(self.run_dir, name, key)
 
+    def reuse_or_prepare(self, stage: StageDir, stats_key: str, outputs_present: bool = True) -> bool:
+        """True (its stats recorded) when ``stage`` already finished; otherwise ready its folder, False."""
+        if outputs_present and stage.is_done():
+            self.stats[stats_key] = stage.stats()
+            return True
+        stage.prepare()
+        return False
+
     def progress(self) -> Progress:
         """A progress display for one stage."""
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -109,10 +117,8 @@ def stage_ingest(ctx: RunContext) -> None:
     """Read the pools into item tables; unreadable entries and repeated ids become rejects."""
     pools = ctx.cfg.pools
     stage = ctx.stage("01_ingest", pools, None)
-    if stage.is_done():
-        ctx.stats["ingest"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "ingest"):
         return
-    stage.prepare()
     stats: dict[str, Any] = {}
     all_rejects: list[Reject] = []
     for kind in KINDS:
@@ -151,10 +157,8 @@ def stage_caption(ctx: RunContext) -> None:
     """Caption both pools part by part; a finished part is never recomputed."""
     section = ctx.cfg.caption
     stage = ctx.stage("02_caption", section, "01_ingest")
-    if stage.is_done():
-        ctx.stats["caption"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "caption"):
         return
-    stage.prepare()
     ingest_dir = ctx.run_dir / "stages" / "01_ingest"
     engine = ctx.engine if section.workers is None else make_engine(ctx.cfg.engine, section.workers)
     factory = partial(load_captioner, section.backend, **section.options)

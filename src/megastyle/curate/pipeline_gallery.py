@@ -48,10 +48,8 @@ def stage_dedup(ctx: RunContext) -> None:
     """Exact, fuzzy and semantic dedup of each prompt kind; removed pairs kept for inspection."""
     stage = ctx.stage("03_dedup", {"dedup": ctx.cfg.dedup.model_dump(mode="json"),
                                    "embedding": ctx.cfg.embedding.model_dump(mode="json")}, "02_caption")  # fmt: skip
-    if stage.is_done():
-        ctx.stats["dedup"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "dedup"):
         return
-    stage.prepare()
     source = ctx.run_dir / "stages" / "02_caption"
     embedder = _embedder(ctx)
     stats: dict[str, Any] = {}
@@ -72,10 +70,8 @@ def stage_dedup(ctx: RunContext) -> None:
 def stage_balance(ctx: RunContext) -> None:
     """Hierarchical k-means + balanced sampling of each kind to its target; writes the prompt gallery."""
     stage = ctx.stage("04_balance", ctx.cfg.balance, "03_dedup")
-    if stage.is_done():
-        ctx.stats["balance"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "balance"):
         return
-    stage.prepare()
     source = ctx.run_dir / "stages" / "03_dedup"
     embedder = _embedder(ctx)
     stats: dict[str, Any] = {}
@@ -118,10 +114,8 @@ def read_gallery(ctx: RunContext, kind: str) -> list[str]:
 def stage_combine(ctx: RunContext) -> None:
     """Pair every style prompt with N distinct content prompts (seeded, content use spread evenly)."""
     stage = ctx.stage("05_combine", ctx.cfg.combine, "04_balance")
-    if stage.is_done():
-        ctx.stats["combine"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "combine"):
         return
-    stage.prepare()
     styles, contents = read_gallery(ctx, "style"), read_gallery(ctx, "content")
     per_style = ctx.cfg.combine.contents_per_style
     if per_style > len(contents):

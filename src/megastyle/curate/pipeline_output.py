@@ -25,10 +25,8 @@ def stage_generate(ctx: RunContext) -> None:
     """Render the plan into staging shards; finished shards survive a kill and are reused."""
     section = ctx.cfg.generate
     stage = ctx.stage("06_generate", section, "05_combine")
-    if stage.is_done():
-        ctx.stats["generate"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "generate"):
         return
-    stage.prepare()
     engine = ctx.engine
     if section.workers is not None:
         from megastyle.curate.engine import make_engine
@@ -60,10 +58,8 @@ def stage_filter(ctx: RunContext) -> None:
     """Optionally drop style groups whose images disagree; records every style's score."""
     section = ctx.cfg.filter
     stage = ctx.stage("07_filter", section, "06_generate")
-    if stage.is_done():
-        ctx.stats["filter"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "filter"):
         return
-    stage.prepare()
     if not section.enabled:
         atomic_write_json(stage.path / "dropped.json", [])
         write_rejects(stage.rejects_path(), [])
@@ -93,10 +89,8 @@ def stage_write(ctx: RunContext) -> None:
     section = ctx.cfg.write
     stage = ctx.stage("08_write", section, "07_filter")
     dataset_dir = ctx.run_dir / "dataset"
-    if stage.is_done() and any(dataset_dir.glob("train-*.parquet")):
-        ctx.stats["write"] = stage.stats()
+    if ctx.reuse_or_prepare(stage, "write", outputs_present=any(dataset_dir.glob("train-*.parquet"))):
         return
-    stage.prepare()
     # An unfinished write leaves partial output: start the dataset folder afresh.
     clear_dir(dataset_dir)
     dropped = {
