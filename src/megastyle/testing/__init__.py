@@ -7,8 +7,9 @@ Names are imported lazily so ``import megastyle.testing`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from megastyle._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "build_tiny_siglip": "siglip",
@@ -94,16 +95,4 @@ if TYPE_CHECKING:
     from megastyle.testing.weights import assert_different_weights, assert_same_weights, load_weights
 
 
-def __getattr__(name: str) -> Any:
-    """Import the defining submodule on first access to an exported name."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """Module attributes plus the lazily exported names."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)

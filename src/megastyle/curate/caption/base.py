@@ -3,7 +3,7 @@
 A backend only supplies ``generate(prompts) -> answers``; ``caption_with_retries`` decodes the images,
 asks, validates every answer, re-asks the rejected items (telling the model what was wrong) up to
 ``max_attempts`` times, and records every failure as ``Caption(error=...)``. One bad item never
-stops a batch.
+stops a batch. ``RetryingCaptioner`` wires a backend's ``generate_answers`` into that loop.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def check_kind(kind: str) -> CaptionKind:
 def load_pool_images(
     items: Sequence[PoolItem], max_pixels: int | None = None
 ) -> tuple[dict[int, Image.Image], dict[int, str]]:
-    """Decode each item's image: (index → image, index → error) so unreadable items are recorded, not raised."""
+    """Decode each item's image: (index → image, index → error); unreadable items are recorded, not raised."""
     images: dict[int, Image.Image] = {}
     errors: dict[int, str] = {}
     for i, item in enumerate(items):
@@ -157,3 +157,40 @@ def caption_with_retries(
             error += f"; last answer: {shown!r}"
         results[i] = Caption(items[i].id, kind, None, error=error, attempts=max_attempts, backend=backend)
     return [results[i] for i in range(len(items))]
+
+
+def fit_image(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Downscale so the longest side is at most ``max_side``: VLM token counts grow with pixels."""
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC)
+
+
+class RetryingCaptioner:
+    """Base of the VLM backends: ``caption()`` runs ``generate_answers`` through ``caption_with_retries``.
+
+    A subclass sets ``name``, ``label`` (the backend recorded on each caption), ``max_attempts`` and
+    ``content_max_chars``, and implements ``generate_answers``.
+    """
+
+    name: str
+    label: str
+    max_attempts: int
+    content_max_chars: int
+
+    def generate_answers(self, prompts: list[CaptionPrompt]) -> Sequence[Answer]:
+        """One answer per prompt: the model's text, or the exception that ended that prompt."""
+        raise NotImplementedError
+
+    def caption(self, items: list[PoolItem], kind: CaptionKind) -> list[Caption]:
+        """Caption a batch with validation and bounded re-asking (see ``caption_with_retries``)."""
+        return caption_with_retries(
+            items,
+            kind,
+            self.generate_answers,
+            backend=self.label,
+            max_attempts=self.max_attempts,
+            content_max_chars=self.content_max_chars,
+        )

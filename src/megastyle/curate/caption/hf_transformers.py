@@ -11,11 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from megastyle.curate.caption.base import CaptionKind, CaptionPrompt, caption_with_retries
+from megastyle.curate.caption.base import CaptionPrompt, RetryingCaptioner, fit_image
 from megastyle.curate.caption.instructions import CONTENT_MAX_CHARS
-from megastyle.curate.items import Caption, PoolItem
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -28,16 +25,7 @@ def _resolve_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _fit_image(image: Image.Image, max_side: int | None) -> Image.Image:
-    """Downscale so the longest side is at most ``max_side``: VLM token counts grow with pixels."""
-    if max_side is None or max(image.size) <= max_side:
-        return image
-    scale = max_side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BICUBIC)
-
-
-class TransformersCaptioner:
+class TransformersCaptioner(RetryingCaptioner):
     """Caption with a local Qwen-VL checkpoint through transformers; batched, greedy unless told otherwise."""
 
     name = "transformers"
@@ -99,7 +87,7 @@ class TransformersCaptioner:
             chunk = prompts[start : start + self.batch_size]
             inputs = self.processor(
                 text=[self._chat_text(p.instruction) for p in chunk],
-                images=[_fit_image(p.image, self.max_image_side) for p in chunk],
+                images=[fit_image(p.image, self.max_image_side) for p in chunk],
                 padding=True,
                 return_tensors="pt",
             ).to(self.device)
@@ -111,14 +99,3 @@ class TransformersCaptioner:
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
             answers.extend(self.processor.batch_decode(new_tokens, skip_special_tokens=True))
         return answers
-
-    def caption(self, items: list[PoolItem], kind: CaptionKind) -> list[Caption]:
-        """Caption a batch with validation and bounded re-asking (see ``caption_with_retries``)."""
-        return caption_with_retries(
-            items,
-            kind,
-            self.generate_answers,
-            backend=self.label,
-            max_attempts=self.max_attempts,
-            content_max_chars=self.content_max_chars,
-        )

@@ -27,13 +27,12 @@ from PIL import Image
 from megastyle.curate.caption.answers import preview
 from megastyle.curate.caption.base import (
     Answer,
-    CaptionKind,
     CaptionPrompt,
     GenerationError,
-    caption_with_retries,
+    RetryingCaptioner,
+    fit_image,
 )
 from megastyle.curate.caption.instructions import CONTENT_MAX_CHARS, style_json_schema
-from megastyle.curate.items import Caption, PoolItem
 
 RESPONSE_FORMATS = ("json_object", "json_schema", "none")
 _FORMAT_WORDS = ("response_format", "json", "schema", "guided")
@@ -46,12 +45,7 @@ class _Retryable(Exception):
 
 def encode_data_url(image: Image.Image, image_format: str = "png", max_side: int | None = None) -> str:
     """The image as a ``data:`` URL (PNG or JPEG), downscaled so its longest side is at most ``max_side``."""
-    if max_side is not None and max(image.size) > max_side:
-        scale = max_side / max(image.size)
-        image = image.resize(
-            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-            Image.Resampling.BICUBIC,
-        )
+    image = fit_image(image, max_side)
     buffer = io.BytesIO()
     if image_format == "jpeg":
         image.convert("RGB").save(buffer, format="JPEG", quality=92)
@@ -75,8 +69,8 @@ def message_text(body: dict[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-class OpenAICaptioner:
-    """Caption through an OpenAI-compatible ``/chat/completions`` endpoint with retries and bounded concurrency."""
+class OpenAICaptioner(RetryingCaptioner):
+    """Caption through an OpenAI-compatible ``/chat/completions`` endpoint; retries, bounded concurrency."""
 
     name = "openai"
 
@@ -223,14 +217,3 @@ class OpenAICaptioner:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
             return list(pool.map(self._answer_or_error, prompts))
-
-    def caption(self, items: list[PoolItem], kind: CaptionKind) -> list[Caption]:
-        """Caption a batch with validation and bounded re-asking (see ``caption_with_retries``)."""
-        return caption_with_retries(
-            items,
-            kind,
-            self.generate_answers,
-            backend=self.label,
-            max_attempts=self.max_attempts,
-            content_max_chars=self.content_max_chars,
-        )
