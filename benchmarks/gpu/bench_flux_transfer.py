@@ -2,7 +2,7 @@
 
     pip install --no-deps wheels/diffusers-*.whl   # done by the wrapper command, never by this script
     python benchmarks/gpu/bench_flux_transfer.py [--quick] [--json results.json]
-    python benchmarks/gpu/bench_flux_transfer.py --tiny      # CPU smoke test: tiny config, 64 px (~15 s)
+    python benchmarks/gpu/bench_flux_transfer.py --tiny      # CPU: tiny config, 64 px, every section (~15 s)
     python benchmarks/gpu/bench_flux_transfer.py --tiny --compile-sizes 64   # + compile path (minutes on CPU)
 
 What is timed (transformer only: no VAE, no text encoders; prompt embeddings are random 512-token
@@ -13,11 +13,18 @@ tensors; attention is diffusers' native backend = torch SDPA):
   the largest power-of-two batch that fits (bounded search), eager and with regional ``torch.compile``
   (each transformer block, ``fullgraph=True``, static shapes);
 - LoRA training samples/s (rank 128 = alpha on attention, MLP and AdaLN modulation linears of every
-  block, base bf16, LoRA weights fp32 under bf16 autocast, gradient checkpointing, AdamW, MSE on the
-  target tokens only) at 512² with the reference, batch 1 and the largest that fits.
+  block, base bf16, LoRA weights fp32 under bf16 autocast, gradient checkpointing, AdamW as megastyle's
+  trainer builds it (foreach), MSE on the target tokens only) at 512² with the reference, batch 1 and the
+  largest that fits. Training runs in a child process on a freshly built model (``--train-child``): a
+  CUDA error there (the 2026-11-26 H200 run hit "illegal memory access" in this section, which poisons
+  the whole CUDA context) cannot take the inference sections or their results down. When a child fails,
+  the next of ``--train-variants`` is tried: without cuDNN SDPA, then with synchronous launches and a
+  sync after each phase (forward/backward/optimizer) at batch 1, so the failing kernel is named.
 Ratios are computed against measurements of the same run; the anchor (H200, diffusers 0.42.1, SDPA)
 is printed beside them only for reference. Nothing is asserted. Results are written (and rewritten
-after every measurement, so a run cut short keeps what it measured) to ``--json`` or ``$OUT``.
+after every measurement, so a run cut short keeps what it measured) to ``--json`` or ``$OUT``; each
+training child writes its own ``*.train-<variant>.json`` beside it as it goes. Every section's error is
+kept with its phase and full traceback under ``errors``.
 
 Needs torch and diffusers (plus diffusers' own small dependencies: huggingface_hub, safetensors,
 filelock, regex, requests, numpy, Pillow); peft is used for LoRA when importable, else an inline LoRA
@@ -31,8 +38,11 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +84,17 @@ LORA_TARGETS = (
 )
 # Anchor: one H200, torch 2.11, diffusers 0.42.1, bf16, SDPA, batch 1 (ms per step).
 ANCHOR_MS = {(512, False): 64.3, (512, True): 94.4, (1024, False): 174.2, (1024, True): 364.7}
+# Training child settings: (extra flags, extra environment). The 2026-11-26 H200 run (torch 2.11) died with
+# an illegal memory access in training only; the kernels that ran there and in no inference section are
+# SDPA's backward (recent torch builds put cuDNN attention first on sm90: check_prefer_cudnn_attention in
+# sdp_utils.cpp), fused AdamW (that run's optimizer; megastyle's trainer uses the default foreach AdamW)
+# and the bf16 GEMM / norm / RoPE backwards. "blocking" names the failing kernel: synchronous launches.
+TRAIN_VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "trainer": ([], {}),  # what megastyle's trainer runs: foreach AdamW, SDPA's own backend choice
+    "no-cudnn-sdpa": (["--no-cudnn-sdpa"], {}),  # flash / mem-efficient / math attention only
+    "fused-adamw": (["--fused-adamw"], {}),  # the failing run's optimizer, to tell the suspects apart
+    "blocking": (["--sync-phases", "--max-batch-train", "1"], {"CUDA_LAUNCH_BLOCKING": "1"}),
+}
 
 
 def import_diffusers() -> Any:
@@ -107,8 +128,18 @@ class Runner:
         self.rows: list[dict[str, Any]] = []
         self.max_batch: dict[tuple[int, bool], int] = {}  # (size, reference) → largest eager batch
         self.notes: list[str] = []
+        self.errors: list[dict[str, Any]] = []
+        self.phase = "setup"  # what was running when an error surfaced (kept with its traceback)
         self.t_start = time.perf_counter()
         self.config = TINY_CONFIG if args.tiny else FLUX_DEV_CONFIG
+        self.model: Any = None
+        self.build_model()
+        self.build_s = self.last_build_s
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.env = environment(self)  # once: after a CUDA error the device cannot be queried any more
+
+    def build_model(self) -> None:
+        """A fresh model at random weights, frozen and in eval mode, directly in the target dtype and device."""
         model_cls = import_diffusers()
         t0 = time.perf_counter()
         default_dtype = torch.get_default_dtype()
@@ -118,8 +149,12 @@ class Runner:
                 self.model = model_cls(**self.config).eval().requires_grad_(False)
         finally:
             torch.set_default_dtype(default_dtype)
-        self.build_s = time.perf_counter() - t0
-        self.params = sum(p.numel() for p in self.model.parameters())
+        self.last_build_s = time.perf_counter() - t0
+
+    def release_model(self) -> None:
+        """Drop this process's model so a training child has the device memory to itself."""
+        self.model = None
+        self.free()
 
     # ----- bookkeeping ------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -143,7 +178,10 @@ class Runner:
         """Release cached blocks after an out-of-memory try or a finished section."""
         gc.collect()
         if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+            try:
+                torch.cuda.empty_cache()
+            except RuntimeError as err:  # a dead context (sticky CUDA error) is reported by its section
+                print(f"  [warn] empty_cache: {type(err).__name__}: {str(err).splitlines()[0]}", flush=True)
 
     def reset_peak(self) -> None:
         """Start a fresh peak-memory window."""
@@ -156,6 +194,33 @@ class Runner:
             return None
         return torch.cuda.max_memory_allocated(self.device) / 2**30
 
+    def run_section(self, name: str, body: Callable[[], Any]) -> bool:
+        """Run one section, wait for its queued kernels, and keep its error instead of raising (False then)."""
+        try:
+            body()
+            self.phase = f"{name}: final synchronize"  # an asynchronous error surfaces here, not later
+            self.sync()
+        except Exception as err:  # one section's failure must not lose what the others measured
+            self.fail(name, err)
+            return False
+        return True
+
+    def fail(self, section: str, err: BaseException) -> None:
+        """Note a failure with its phase and full traceback; touches no device state (it may be dead)."""
+        first_line = (str(err).splitlines() or [""])[0][:300]
+        self.notes.append(f"{section} stopped in {self.phase}: {type(err).__name__}: {first_line}")
+        trace = traceback.format_exc()
+        self.errors.append({"section": section, "phase": self.phase, "traceback": trace})
+        print(f"  [error] {self.notes[-1]}\n{trace}", flush=True)
+        self.write_json()
+
+    def json_path(self, suffix: str = "") -> Path | None:
+        """``--json`` (or ``$OUT/bench_flux_transfer.json``) with ``suffix`` before the extension."""
+        path = self.args.json or (
+            Path(os.environ["OUT"]) / "bench_flux_transfer.json" if "OUT" in os.environ else None
+        )
+        return None if path is None else path.with_name(f"{path.stem}{suffix}{path.suffix}")
+
     def record(self, row: dict[str, Any]) -> None:
         """Keep a row, print it, and rewrite the JSON file."""
         self.rows.append(row)
@@ -164,13 +229,12 @@ class Runner:
 
     def write_json(self, ratios: dict[str, Any] | None = None) -> None:
         """Write everything measured so far to ``--json`` (or ``$OUT/bench_flux_transfer.json``)."""
-        path = self.args.json or (
-            Path(os.environ["OUT"]) / "bench_flux_transfer.json" if "OUT" in os.environ else None
-        )
-        if path is None:
+        path = self.json_path()
+        if path is None or not hasattr(self, "env"):
             return
-        payload = {"environment": environment(self), "rows": self.rows, "notes": self.notes, "ratios": ratios}
-        Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        payload = {"environment": self.env, "rows": self.rows, "notes": self.notes, "errors": self.errors}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload | {"ratios": ratios}, indent=2), encoding="utf-8")
 
     # ----- inputs and steps -------------------------------------------------------------------
     def forward_fn(self, size: int, batch: int, reference: bool) -> Callable[[], torch.Tensor]:
@@ -221,10 +285,11 @@ class Runner:
 
         return step
 
-    def largest_batch(self, make_step: Callable[[int], Callable[[], Any]], cap: int) -> int:
+    def largest_batch(self, make_step: Callable[[int], Callable[[], Any]], cap: int, what: str) -> int:
         """Largest power of two ≤ ``cap`` whose step runs; stops at the first OOM or a step over the limit."""
         best, batch = 0, 1
         while batch <= cap:
+            self.phase = f"{what}: batch search at {batch}"
             oom = False
             try:
                 t0 = time.perf_counter()
@@ -235,7 +300,7 @@ class Runner:
                 oom = True
             self.free()  # outside the except block: the traceback no longer pins tensors
             if oom:
-                self.notes.append(f"batch {batch} ran out of memory")
+                self.notes.append(f"{what}: batch {batch} ran out of memory")
                 break
             best = batch
             if took > self.args.max_step_s:  # the next doubling would cost too much time
@@ -248,6 +313,7 @@ class Runner:
         self, size: int, reference: bool, batch: int, compiled: bool
     ) -> dict[str, Any] | None:
         """Time one inference configuration and record it (None when it runs out of memory)."""
+        self.phase = f"{'compiled' if compiled else 'eager'} inference {size}px ref={reference} batch {batch}"
         self.reset_peak()
         warmup = self.args.warmup + (1 if compiled else 0)
         try:
@@ -275,6 +341,8 @@ class Runner:
 
     def inference_section(self, sizes: list[int], compiled: bool) -> None:
         """Batch 1 and the largest batch, without and with the reference, at every size."""
+        if self.model is None:
+            self.build_model()
         for size in sizes:
             cap = self.args.max_batch_512 if size <= 512 else self.args.max_batch_1024
             for reference in (True, False):
@@ -284,33 +352,46 @@ class Runner:
                 key = (size, reference)
                 if not compiled:
                     self.max_batch[key] = self.largest_batch(
-                        lambda b, s=size, r=reference: self.infer_step(s, b, r), cap
+                        lambda b, s=size, r=reference: self.infer_step(s, b, r), cap, f"inference {size}px"
                     )
                 if self.max_batch.get(key, 0) > 1 and not self.over_budget(
                     f"{size}px ref={reference} batched"
                 ):
                     self.measure_inference(size, reference, self.max_batch[key], compiled)
 
-    def compile_blocks(self) -> None:
-        """Regional compile: every FluxTransformerBlock / FluxSingleTransformerBlock, fullgraph, static shapes."""
+    def compiled_section(self, sizes: list[int]) -> None:
+        """Regional compile of this process's (never trained) model, then the inference section at ``sizes``."""
         import torch._dynamo
 
+        if self.model is None:
+            self.build_model()
+        self.phase = "compile_repeated_blocks"
+        # Every FluxTransformerBlock / FluxSingleTransformerBlock, fullgraph, static shapes, default mode
+        # (no CUDA graphs).
         # Each (batch, size, reference) shape compiles once; keep them all instead of falling back to eager.
         for name in ("recompile_limit", "cache_size_limit"):
             if hasattr(torch._dynamo.config, name):
                 setattr(torch._dynamo.config, name, 64)
         self.model.compile_repeated_blocks(fullgraph=True, dynamic=False)
+        self.inference_section(sizes, compiled=True)
 
     def training_section(self, size: int) -> None:
         """LoRA training samples/s at ``size`` with the reference: batch 1 and the largest that fits."""
+        self.phase = "LoRA injection"
         params, source = add_lora(self.model, self.args.lora_rank)
-        self.notes.append(
-            f"LoRA rank {self.args.lora_rank}: {sum(p.numel() for p in params) / 1e6:.1f}M parameters via {source}"
-        )
+        million = sum(p.numel() for p in params) / 1e6
+        self.notes.append(f"LoRA rank {self.args.lora_rank}: {million:.1f}M parameters via {source}")
         print(f"  {self.notes[-1]}", flush=True)
         self.model.enable_gradient_checkpointing()
         self.model.train()
-        optimizer = torch.optim.AdamW(params, lr=1e-4, fused=self.device.type == "cuda")
+        # megastyle's trainer builds AdamW with torch's default (foreach); fused only as a diagnostic variant.
+        optimizer = torch.optim.AdamW(params, lr=1e-4, fused=self.args.fused_adamw or None)
+        variant = self.args.train_child or "in-process"
+
+        def phase(name: str, batch: int) -> None:
+            if self.args.sync_phases:  # attribute an asynchronous device error to the phase that queued it
+                self.sync()
+            self.phase = f"training {variant} batch {batch}: {name}"
 
         def make_step(batch: int) -> Callable[[], Any]:
             forward = self.forward_fn(size, batch, reference=True)
@@ -318,19 +399,24 @@ class Runner:
             target = torch.randn(batch, side * side // 4, self.config["in_channels"], device=self.device)
 
             def step() -> None:
+                phase("forward", batch)
                 with torch.autocast(
                     self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16
                 ):
                     out = forward()
                 loss = torch.nn.functional.mse_loss(out.float(), target)
+                phase("backward", batch)
                 loss.backward()
+                phase("optimizer step", batch)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                phase("step done", batch)
 
             return step
 
         make_step(1)()  # allocates the optimizer state before the memory search
-        best = self.largest_batch(make_step, self.args.max_batch_train)
+        self.sync()
+        best = self.largest_batch(make_step, self.args.max_batch_train, f"training {variant}")
         optimizer.zero_grad(set_to_none=True)  # an OOM mid-backward leaves gradients behind
         for batch in sorted({1, best} - {0}):
             if self.over_budget(f"training batch {batch}"):
@@ -346,15 +432,45 @@ class Runner:
                 continue
             self.record({"mode": "train", "size": size, "reference": True, "batch": batch, "compiled": False,
                          "ms_per_step": 1000 * step_s, "samples_per_s": batch / step_s,
-                         "peak_gib": self.peak_gib(), "warmup_s": warm_s})  # fmt: skip
-        optimizer.state.clear()  # frees the fp32 moments before the compiled section
+                         "peak_gib": self.peak_gib(), "warmup_s": warm_s, "variant": variant})  # fmt: skip
 
-    def untrain(self) -> None:
-        """Back to the plain inference model: no LoRA, no checkpointing, eval, no gradients."""
-        strip_lora(self.model)
-        self.model.disable_gradient_checkpointing()
-        self.model.eval().requires_grad_(False)
-        self.free()
+    def train_in_children(self, argv: list[str]) -> None:
+        """Training in child processes, one per ``--train-variants`` entry until one completes."""
+        self.release_model()  # the child builds its own model: the device memory is its alone
+        for variant in self.args.train_variants:
+            if self.over_budget(f"training ({variant})"):
+                return
+            if self.train_child(variant, argv) and not self.args.train_all_variants:
+                return
+
+    def train_child(self, variant: str, argv: list[str]) -> bool:
+        """Run ``--train-child variant`` with this run's options; merge what it measured; True when it completed."""
+        flags, env = TRAIN_VARIANTS[variant]
+        path = self.json_path(f".train-{variant}")
+        if path is None:
+            path = Path(tempfile.mkdtemp(prefix="bench_flux_")) / f"train-{variant}.json"
+        path.unlink(missing_ok=True)
+        left = max(self.args.budget_s - self.elapsed(), 1.0)
+        cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--train-child", variant, *flags,
+               "--json", str(path), "--budget-s", f"{left:.0f}"]  # fmt: skip
+        settings = " ".join(flags + [f"{k}={v}" for k, v in env.items()]) or "megastyle trainer settings"
+        print(f"  [train] child process, variant {variant}: {settings}", flush=True)
+        try:
+            done = subprocess.run(
+                cmd, env={**os.environ, **env}, timeout=self.args.train_timeout_s, check=False
+            )
+            status, ok = f"exit code {done.returncode}", done.returncode == 0
+        except subprocess.TimeoutExpired:
+            status, ok = f"killed after --train-timeout-s {self.args.train_timeout_s:.0f} s", False
+        child = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        self.rows += child.get("rows", [])
+        self.notes += [f"[{variant}] {note}" for note in child.get("notes", [])]
+        self.errors += [{**error, "variant": variant} for error in child.get("errors", [])]
+        if not ok:
+            self.notes.append(f"training variant {variant}: {status}" + ("" if child else ", wrote nothing"))
+            print(f"  [error] {self.notes[-1]}", flush=True)
+        self.write_json()
+        return ok
 
 
 def add_lora(model: torch.nn.Module, rank: int) -> tuple[list[torch.nn.Parameter], str]:
@@ -399,15 +515,6 @@ class InlineLora(torch.nn.Module):
         return self.base_layer(x) + self.lora_B(self.lora_A(x.to(self.lora_A.weight.dtype))).to(x.dtype)
 
 
-def strip_lora(model: torch.nn.Module) -> None:
-    """Replace every LoRA-wrapped layer by its base layer (inference runs on the plain model again)."""
-    for name, module in list(model.named_modules()):
-        base = getattr(module, "base_layer", None)
-        if isinstance(base, torch.nn.Module) and name:
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, base)
-
-
 def format_row(row: dict[str, Any]) -> str:
     """One table line."""
     rate = (
@@ -419,7 +526,7 @@ def format_row(row: dict[str, Any]) -> str:
     peak = f"{row['peak_gib']:6.1f}" if row.get("peak_gib") is not None else f"{'-':>6}"
     return (f"{row['mode']:5} {row['size']:5} {'ref' if row['reference'] else '-':>4} {row['batch']:5} "
             f"{'compile' if row['compiled'] else 'eager':>7} {row['ms_per_step']:9.1f} {per_image} {rate} "
-            f"{peak} {row['warmup_s']:7.1f}")  # fmt: skip
+            f"{peak} {row['warmup_s']:7.1f}" + (f"   [{row['variant']}]" if "variant" in row else ""))  # fmt: skip
 
 
 HEADER = "mode   size  ref batch   kind   ms/step ms/img-st     rate       peakGiB* warm s   (*incl. weights)"
@@ -441,6 +548,14 @@ def ratios(rows: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
     if base and top:
         out[f"goal_{small}_ref_best_over_b1_eager"] = top["images_per_s"] / base["images_per_s"]
         out[f"goal_{small}_ref_best_config"] = {"batch": top["batch"], "compiled": top["compiled"]}
+    compiled = best(rows, mode="infer", size=small, reference=True, compiled=True)
+    if base and compiled:  # the issue's configuration: compiled, at its best batch, against eager batch 1
+        out[f"goal_{small}_ref_compiled_best_batch_over_b1_eager"] = (
+            compiled["images_per_s"] / base["images_per_s"]
+        )
+    trained = best(rows, mode="train", size=small)
+    if trained:
+        out[f"train_{small}_ref_best"] = {k: trained[k] for k in ("batch", "samples_per_s", "variant")}
     for size in sizes:
         for compiled in (False, True):
             with_ref = best(rows, mode="infer", size=size, reference=True, batch=1, compiled=compiled)
@@ -471,7 +586,13 @@ def environment(runner: Runner) -> dict[str, Any]:
             "dtype": runner.args.dtype, "config": "tiny" if runner.args.tiny else "FLUX.1-dev",
             "parameters": runner.params, "build_s": runner.build_s, "text_tokens": runner.args.text_tokens,
             "reference_join": runner.join_source, "attention": "diffusers native backend (torch SDPA)",
-            "steps_per_image": STEPS_PER_IMAGE, "quick": runner.args.quick}  # fmt: skip
+            "steps_per_image": STEPS_PER_IMAGE, "quick": runner.args.quick,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "sdpa_enabled": {"flash": torch.backends.cuda.flash_sdp_enabled(),
+                             "mem_efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
+                             "math": torch.backends.cuda.math_sdp_enabled(),
+                             "cudnn": torch.backends.cuda.cudnn_sdp_enabled()},
+            "train_child": runner.args.train_child}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -496,6 +617,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--lora-rank", type=int, default=None)
     p.add_argument("--no-train", action="store_true")
+    p.add_argument(
+        "--train-variants",
+        nargs="+",
+        choices=tuple(TRAIN_VARIANTS),
+        default=["trainer", "no-cudnn-sdpa", "blocking"],
+        help="Training child settings, tried in order until one completes.",
+    )
+    p.add_argument(
+        "--train-all-variants", action="store_true", help="Run every variant (to bisect a failure)."
+    )
+    p.add_argument(
+        "--train-timeout-s", type=float, default=None, help="Kill a training child after this long."
+    )
+    # A training child's own options (set by the parent from TRAIN_VARIANTS; usable by hand to reproduce one).
+    p.add_argument(
+        "--train-child", choices=tuple(TRAIN_VARIANTS), default=None, help="Run only the training section."
+    )
+    p.add_argument("--fused-adamw", action="store_true", help="fused=True AdamW instead of the default.")
+    p.add_argument("--no-cudnn-sdpa", action="store_true", help="Disable the cuDNN SDPA backend.")
+    p.add_argument("--sync-phases", action="store_true", help="Synchronize after every training phase.")
     p.add_argument("--budget-s", type=float, default=None, help="Skip what is left after this many seconds.")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
@@ -514,6 +655,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "max_batch_train": 2 if tiny else (8 if quick else 16),
         "lora_rank": 8 if tiny else 128,
         "budget_s": 420.0,
+        "train_timeout_s": 120.0 if tiny else 300.0,
     }
     for key, value in defaults.items():
         if getattr(a, key) is None:
@@ -521,29 +663,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return a
 
 
+def run_train_child(args: argparse.Namespace) -> dict[str, Any]:
+    """``--train-child``: the training section alone on a fresh model; exit code 1 when it failed."""
+    runner = Runner(args)
+    print(f"  [train {args.train_child}] {runner.params / 1e6:.1f}M parameters on {args.device} ({args.dtype}), "
+          f"cuDNN {runner.env['cudnn']}, SDPA backends {runner.env['sdpa_enabled']}", flush=True)  # fmt: skip
+    ok = runner.run_section(
+        f"training ({args.train_child})", lambda: runner.training_section(min(args.sizes))
+    )
+    runner.write_json()
+    return {"rows": runner.rows, "notes": runner.notes, "errors": runner.errors, "returncode": 0 if ok else 1}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every section in priority order, print the table and the ratios."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.no_cudnn_sdpa:
+        torch.backends.cuda.enable_cudnn_sdp(False)  # before the build, so the environment records it
+    if args.train_child:
+        return run_train_child(args)
     runner = Runner(args)
     print(f"{runner.params / 1e6:.1f}M parameters built in {runner.build_s:.1f} s on {args.device} "
           f"({args.dtype}); reference join: {runner.join_source}", flush=True)  # fmt: skip
     print(HEADER, flush=True)
-    runner.inference_section(args.sizes, compiled=False)
+    runner.run_section("eager inference", lambda: runner.inference_section(args.sizes, compiled=False))
     if not args.no_train and not runner.over_budget("training"):
-        try:
-            runner.training_section(min(args.sizes))
-        except Exception as err:  # keep the inference results and still try the compiled section
-            runner.notes.append(f"training section stopped: {type(err).__name__}: {str(err)[:300]}")
-            print(f"  [error] {runner.notes[-1]}", flush=True)
-        finally:
-            runner.untrain()
-    if args.compile_sizes and not runner.over_budget("compile"):
-        try:
-            runner.compile_blocks()
-            runner.inference_section([s for s in args.sizes if s in args.compile_sizes], compiled=True)
-        except Exception as err:  # a compiler failure must not lose the eager and training results
-            runner.notes.append(f"compiled section stopped: {type(err).__name__}: {str(err)[:300]}")
-            print(f"  [error] {runner.notes[-1]}", flush=True)
+        runner.train_in_children(argv)
+    compile_sizes = [s for s in args.sizes if s in args.compile_sizes]
+    if compile_sizes and not runner.over_budget("compile"):
+        runner.run_section("compiled inference", lambda: runner.compiled_section(compile_sizes))
     result = ratios(runner.rows, args.sizes)
     runner.write_json(result)
     print("\n" + HEADER)
@@ -565,8 +714,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for note in runner.notes:
         print(f"note: {note}")
     print(f"total {runner.elapsed():.0f} s")
-    return {"rows": runner.rows, "ratios": result, "notes": runner.notes}
+    return {"rows": runner.rows, "ratios": result, "notes": runner.notes, "errors": runner.errors}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main().get("returncode", 0))

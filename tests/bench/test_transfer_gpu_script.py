@@ -36,18 +36,16 @@ def test_tiny_run_measures_every_configuration(tmp_path: Path) -> None:
     assert saved["rows"] == out["rows"] and saved["ratios"] == out["ratios"]
 
 
-def test_lora_targets_are_the_official_modules_and_strip_restores_the_model() -> None:
+def test_lora_targets_are_the_official_modules_with_fp32_weights() -> None:
     script = _script()
     torch.manual_seed(0)
-    model = tiny_flux_transformer().eval()
+    model = tiny_flux_transformer().eval().to(torch.bfloat16)  # the GPU run's frozen base dtype
     official = {m for group, pieces in kohya_targets(model).items() if "_blocks_" in group for m in pieces}
     pattern = re.compile(script.LORA_TARGETS)
     matched = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)}
     assert matched == official and len(matched) == 14 + 6  # one double block, one single block
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     params, source = script.add_lora(model, rank=4)
     assert source == "peft" and len(params) == 2 * len(official)
     assert all(p.dtype == torch.float32 and p.requires_grad for p in params)
-    script.strip_lora(model)
-    assert model.state_dict().keys() == before.keys()
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
+    assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in frozen)
