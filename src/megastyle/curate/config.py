@@ -10,8 +10,26 @@ from pydantic import Field
 from megastyle.config import CommandConfig
 from megastyle.curate.balance import PromptBalanceConfig
 from megastyle.curate.dedup import DedupConfig
+from megastyle.curate.engine import WorkerSpec
 from megastyle.curate.filter import FilterConfig
 from megastyle.curate.pools import PoolSpec
+from megastyle.curate.ray_engine import RaySettings
+
+
+class WorkersSection(CommandConfig):
+    """How many workers run a model stage and what each reserves (Ray actors; local processes)."""
+
+    workers: int | None = Field(
+        None, ge=1, description="Workers (default: run.workers); one per GPU for GPU models."
+    )
+    num_cpus: float = Field(1.0, ge=0, description="CPUs per worker (Ray).")
+    num_gpus: float = Field(
+        0.0, ge=0, description="GPUs per worker (Ray; e.g. 1 to give each model its own GPU)."
+    )
+
+    def spec(self) -> WorkerSpec:
+        """The engine-facing worker request."""
+        return WorkerSpec(self.workers, self.num_cpus, self.num_gpus)
 
 
 class PoolsSection(CommandConfig):
@@ -23,7 +41,7 @@ class PoolsSection(CommandConfig):
     content: list[PoolSpec] = Field(default_factory=list, description="Content pool(s).")
 
 
-class CaptionSection(CommandConfig):
+class CaptionSection(WorkersSection):
     """Which captioner writes the prompts, and how."""
 
     backend: str = Field(
@@ -32,19 +50,18 @@ class CaptionSection(CommandConfig):
     options: dict[str, Any] = Field(default_factory=dict, description="Backend constructor options.")
     batch_size: int = Field(16, ge=1, description="Pool items per captioner call.")
     part_size: int = Field(256, ge=1, description="Items per resumable part file.")
-    workers: int | None = Field(
-        None, ge=1, description="Caption processes (default: run.workers; 1 for GPUs)."
-    )
 
 
-class EmbeddingSection(CommandConfig):
+class EmbeddingSection(WorkersSection):
     """Text embedder for semantic dedup and balancing."""
 
     model_path: Path | None = Field(
         None, description="sentence-transformers folder; default: packaged MiniLM."
     )
     batch_size: int = Field(128, ge=1, description="Texts per embedding batch.")
+    chunk_size: int = Field(4096, ge=1, description="Texts per worker call (the unit the engine maps).")
     device: str | None = Field(None, description="torch device; default: cuda when available, else cpu.")
+    workers: int | None = Field(1, ge=1, description="Embedding workers (one loaded model each).")
 
 
 class CombineSection(CommandConfig):
@@ -53,7 +70,7 @@ class CombineSection(CommandConfig):
     contents_per_style: int = Field(8, ge=1, description="N content prompts per style prompt (paper: 8).")
 
 
-class GenerateSection(CommandConfig):
+class GenerateSection(WorkersSection):
     """Text-to-image rendering of every pair."""
 
     backend: str = Field(
@@ -62,9 +79,6 @@ class GenerateSection(CommandConfig):
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options, e.g. model_path.")
     image_size: int = Field(256, ge=16, le=4096, description="Square image side (paper: 512).")
     batch_size: int = Field(8, ge=1, description="Requests per backend call.")
-    workers: int | None = Field(
-        None, ge=1, description="Render processes (default: run.workers; 1 for GPUs)."
-    )
     staging_shard_rows: int = Field(400, ge=1, description="Rows per staging shard: the unit of resume.")
 
 
@@ -94,8 +108,8 @@ class CurateConfig(CommandConfig):
     run_dir: Path = Field(Path("runs/curate"), description="Folder for the stages' state and the dataset.")
     resume: bool = Field(False, description="Continue a run in run_dir (required when it already has state).")
     seed: int = Field(0, description="Seed of every random choice in the run.")
-    engine: Literal["local", "ray"] = Field("local", description="Execution engine.")
-    workers: int = Field(2, ge=1, description="Worker processes of the local engine.")
+    engine: Literal["local", "ray"] = Field("local", description="Execution engine: local processes or Ray.")
+    workers: int = Field(2, ge=1, description="Default workers per model stage (processes or Ray actors).")
     progress: bool = Field(True, description="Show progress bars.")
     pools: PoolsSection = Field(default_factory=PoolsSection)
     caption: CaptionSection = Field(default_factory=CaptionSection)
@@ -106,3 +120,4 @@ class CurateConfig(CommandConfig):
     generate: GenerateSection = Field(default_factory=GenerateSection)
     filter: FilterSection = Field(default_factory=FilterSection)
     write: WriteSection = Field(default_factory=WriteSection)
+    ray: RaySettings = Field(default_factory=RaySettings)

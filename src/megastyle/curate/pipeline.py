@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from megastyle.curate.caption import load_captioner
+from megastyle.curate.caption.stage import caption_stage
 from megastyle.curate.config import CurateConfig
 from megastyle.curate.engine import Engine, LocalEngine, make_engine, map_parts
 from megastyle.curate.items import Caption, PoolItem
@@ -33,6 +34,8 @@ from megastyle.data import Reject
 
 console = Console(stderr=True)
 KINDS = ("style", "content")
+# Worker counts and reservations decide where work runs, not what it produces: not in stage keys.
+PLACEMENT = {"workers", "num_cpus", "num_gpus"}
 
 
 class CurateStateError(RuntimeError):
@@ -51,7 +54,11 @@ class RunContext:
 
     def stage(self, name: str, section: Any, upstream: str | None) -> StageDir:
         """The folder of stage ``name`` keyed by its config ``section`` and the ``upstream`` stage key."""
-        payload = section.model_dump(mode="json") if hasattr(section, "model_dump") else section
+        # Worker counts and reservations decide where work runs, not what it produces.
+        placement = {"workers", "num_cpus", "num_gpus"}
+        payload = (
+            section.model_dump(mode="json", exclude=placement) if hasattr(section, "model_dump") else section
+        )
         key = fingerprint([name, payload, self.keys.get(upstream) if upstream else None, self.cfg.seed])
         self.keys[name] = key
         return StageDir(self.run_dir, name, key)
@@ -144,39 +151,43 @@ def stage_ingest(ctx: RunContext) -> None:
 # ---------------------------------------------------------------- stage 2: caption
 
 
-def caption_stage(batch: list[PoolItem], captioner: Any, *, kind: str) -> list[Caption]:
-    """The caption stage function: one ``Caption`` per item (failures recorded, never raised)."""
-    return captioner.caption(batch, kind)
-
-
 def _part_path(stage: StageDir, kind: str, index: int) -> Path:
     return stage.path / kind / f"part-{index:05d}.parquet"
 
 
 def stage_caption(ctx: RunContext) -> None:
-    """Caption both pools part by part; a finished part is never recomputed."""
+    """Caption both pools part by part in one engine call; a finished part is never recomputed."""
     section = ctx.cfg.caption
     stage = ctx.stage("02_caption", section, "01_ingest")
     if ctx.reuse_or_prepare(stage, "caption"):
         return
     ingest_dir = ctx.run_dir / "stages" / "01_ingest"
-    engine = ctx.engine if section.workers is None else make_engine(ctx.cfg.engine, section.workers)
     factory = partial(load_captioner, section.backend, **section.options)
+    parts: dict[str, list[list[PoolItem]]] = {}
+    todo: list[tuple[tuple[str, int], list[tuple[str, PoolItem]]]] = []
+    for kind in KINDS:
+        items = items_from_table(pq.read_table(ingest_dir / f"{kind}.parquet"))
+        parts[kind] = [items[i : i + section.part_size] for i in range(0, len(items), section.part_size)]
+        todo += [
+            ((kind, i), [(kind, item) for item in part])
+            for i, part in enumerate(parts[kind])
+            if not _part_path(stage, kind, i).exists()
+        ]
+    total = sum(len(part) for kind in KINDS for part in parts[kind])
+    with ctx.progress() as progress:
+        task = progress.add_task(f"caption [{section.backend}]", total=total)
+        progress.advance(task, total - sum(len(part) for _, part in todo))
+        advance = partial(progress.advance, task)
+        mapped = map_parts(
+            ctx.engine, caption_stage, todo, section.batch_size, factory, advance, section.spec()
+        )
+        for (kind, index), results in mapped:
+            captions = [caption for batch in results for caption in batch]
+            atomic_write_table(_part_path(stage, kind, index), captions_to_table(captions))
     stats: dict[str, Any] = {}
     all_rejects: list[Reject] = []
     for kind in KINDS:
-        items = items_from_table(pq.read_table(ingest_dir / f"{kind}.parquet"))
-        parts = [items[i : i + section.part_size] for i in range(0, len(items), section.part_size)]
-        fn = partial(caption_stage, kind=kind)
-        todo = [(i, part) for i, part in enumerate(parts) if not _part_path(stage, kind, i).exists()]
-        with ctx.progress() as progress:
-            task = progress.add_task(f"caption {kind} [{section.backend}]", total=len(items))
-            progress.advance(task, len(items) - sum(len(part) for _, part in todo))
-            advance = partial(progress.advance, task)
-            for index, results in map_parts(engine, fn, todo, section.batch_size, factory, on_batch=advance):
-                captions = [caption for batch in results for caption in batch]
-                atomic_write_table(_part_path(stage, kind, index), captions_to_table(captions))
-        tables = [pq.read_table(_part_path(stage, kind, i)) for i in range(len(parts))]
+        tables = [pq.read_table(_part_path(stage, kind, i)) for i in range(len(parts[kind]))]
         table = pa.concat_tables(tables) if tables else CAPTION_SCHEMA.empty_table()
         rows = table.to_pylist()
         ok = [r for r in rows if r["text"] is not None and r["error"] is None]
@@ -206,16 +217,20 @@ def run_curate(cfg: CurateConfig, engine: Engine | None = None) -> dict[str, Any
     _check_run_dir(cfg)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.toml").write_text(cfg.to_toml())
-    ctx = RunContext(cfg, cfg.run_dir, engine or make_engine(cfg.engine, cfg.workers))
+    ctx = RunContext(cfg, cfg.run_dir, engine or make_engine(cfg.engine, cfg.workers, cfg.ray))
     timings: dict[str, float] = {}
-    for name, fn in (
-        ("ingest", stage_ingest), ("caption", stage_caption), ("dedup", stage_dedup),
-        ("balance", stage_balance), ("combine", stage_combine), ("generate", stage_generate),
-        ("filter", stage_filter), ("write", stage_write),
-    ):  # fmt: skip
-        start = time.perf_counter()
-        fn(ctx)
-        timings[name] = time.perf_counter() - start
+    try:
+        for name, fn in (
+            ("ingest", stage_ingest), ("caption", stage_caption), ("dedup", stage_dedup),
+            ("balance", stage_balance), ("combine", stage_combine), ("generate", stage_generate),
+            ("filter", stage_filter), ("write", stage_write),
+        ):  # fmt: skip
+            start = time.perf_counter()
+            fn(ctx)
+            timings[name] = time.perf_counter() - start
+    finally:
+        if engine is None:  # an engine passed in belongs to the caller
+            ctx.engine.close()
     rejects = [
         r for path in sorted((cfg.run_dir / "stages").glob("*/rejects.jsonl")) for r in read_rejects(path)
     ]
@@ -251,4 +266,4 @@ def clear_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-__all__ = ["CurateStateError", "LocalEngine", "RunContext", "run_curate"]
+__all__ = ["CurateStateError", "LocalEngine", "RunContext", "caption_stage", "run_curate"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -9,10 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from megastyle.curate.balance import balance
-from megastyle.curate.dedup import DedupReport, deduplicate, write_removed_pairs
-from megastyle.curate.embedding import TextEmbedder
+from megastyle.curate.dedup import DedupReport, write_removed_pairs
+from megastyle.curate.dedup.stage import dedup_semantic, dedup_text_steps
+from megastyle.curate.embedding import EngineTextEmbedder, TextEmbedderFactory
+from megastyle.curate.engine import WorkerSpec
 from megastyle.curate.generate import plan_images
-from megastyle.curate.pipeline import KINDS, RunContext
+from megastyle.curate.pipeline import KINDS, PLACEMENT, RunContext
 from megastyle.curate.runstate import atomic_write_bytes, atomic_write_table, write_rejects
 from megastyle.data import Reject
 
@@ -30,9 +33,12 @@ PLAN_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
-def _embedder(ctx: RunContext) -> TextEmbedder:
+def _embedder(ctx: RunContext) -> EngineTextEmbedder:
+    """Text embeddings mapped by the run's engine (Ray: an actor pool, one model per actor)."""
     section = ctx.cfg.embedding
-    return TextEmbedder(section.model_path, batch_size=section.batch_size, device=section.device)
+    model = str(section.model_path) if section.model_path else None
+    factory = TextEmbedderFactory(model, section.device, section.batch_size)
+    return EngineTextEmbedder(ctx.engine, factory, section.chunk_size, section.spec())
 
 
 def _dedup_stats(report: DedupReport) -> dict[str, Any]:
@@ -44,22 +50,45 @@ def _dedup_stats(report: DedupReport) -> dict[str, Any]:
     }
 
 
+def _embed_kinds(ctx: RunContext, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Both kinds' texts embedded in one engine call (one pool of model workers), split back by kind."""
+    joined = [text for kind in KINDS for text in texts[kind]]
+    vectors = _embedder(ctx).encode(joined)
+    out, start = {}, 0
+    for kind in KINDS:
+        out[kind] = vectors[start : start + len(texts[kind])]
+        start += len(texts[kind])
+    return out
+
+
 def stage_dedup(ctx: RunContext) -> None:
-    """Exact, fuzzy and semantic dedup of each prompt kind; removed pairs kept for inspection."""
+    """Exact, fuzzy and semantic dedup of each prompt kind; removed pairs kept for inspection.
+
+    Exact and fuzzy run as global tasks; the semantic step's embeddings (both kinds in one engine
+    call) are saved beside the survivors so the balance stage does not embed them again.
+    """
     stage = ctx.stage("03_dedup", {"dedup": ctx.cfg.dedup.model_dump(mode="json"),
-                                   "embedding": ctx.cfg.embedding.model_dump(mode="json")}, "02_caption")  # fmt: skip
+                                   "embedding": ctx.cfg.embedding.model_dump(mode="json", exclude=PLACEMENT)},
+                      "02_caption")  # fmt: skip
     if ctx.reuse_or_prepare(stage, "dedup"):
         return
     source = ctx.run_dir / "stages" / "02_caption"
-    embedder = _embedder(ctx)
+    config = ctx.cfg.dedup
+    run_task = partial(ctx.engine.run_task, spec=WorkerSpec(1, ctx.cfg.ray.dedup_cpus))
+    tables = {kind: pq.read_table(source / f"{kind}.parquet") for kind in KINDS}
+    texts = {kind: tables[kind].column("text").to_pylist() for kind in KINDS}
+    reports = {kind: dedup_text_steps(texts[kind], config, run_task) for kind in KINDS}
+    if config.semantic.enabled:
+        embedded = _embed_kinds(ctx, {kind: reports[kind].kept_texts for kind in KINDS})
     stats: dict[str, Any] = {}
     rejects = []
     for kind in KINDS:
-        table = pq.read_table(source / f"{kind}.parquet")
-        texts = table.column("text").to_pylist()
-        report = deduplicate(texts, ctx.cfg.dedup, embedder=embedder)
+        report = reports[kind]
+        if config.semantic.enabled:
+            kept_vectors = dedup_semantic(report, texts[kind], embedded[kind], config, run_task)
+            np.save(stage.path / f"{kind}_embeddings.npy", kept_vectors)
         kept = np.asarray(report.kept_indices, dtype=np.int64)
-        atomic_write_table(stage.path / f"{kind}.parquet", table.take(pa.array(kept)))
+        atomic_write_table(stage.path / f"{kind}.parquet", tables[kind].take(pa.array(kept)))
         write_removed_pairs(report, stage.path / f"removed_{kind}.jsonl")
         stats[kind] = _dedup_stats(report)
         rejects += [Reject(r.item, f"dedup[{kind}]: {r.cause}") for r in report.rejects]
@@ -73,19 +102,28 @@ def stage_balance(ctx: RunContext) -> None:
     if ctx.reuse_or_prepare(stage, "balance"):
         return
     source = ctx.run_dir / "stages" / "03_dedup"
-    embedder = _embedder(ctx)
+    tables = {kind: pq.read_table(source / f"{kind}.parquet") for kind in KINDS}
+    texts = {kind: tables[kind].column("text").to_pylist() for kind in KINDS}
+    for kind in KINDS:
+        if not texts[kind]:
+            raise ValueError(f"balance: no {kind} prompts survived captioning and dedup; check the rejects")
+    saved = {kind: source / f"{kind}_embeddings.npy" for kind in KINDS}
+    if all(path.exists() for path in saved.values()):  # the semantic dedup step embedded these texts
+        embedded = {kind: np.load(saved[kind]) for kind in KINDS}
+    else:
+        embedded = _embed_kinds(ctx, texts)
     stats: dict[str, Any] = {}
     for kind in KINDS:
-        table = pq.read_table(source / f"{kind}.parquet")
-        texts = table.column("text").to_pylist()
-        if not texts:
-            raise ValueError(f"balance: no {kind} prompts survived captioning and dedup; check the rejects")
-        embeddings = embedder.encode(texts)
+        embeddings = embedded[kind]
+        if len(embeddings) != len(texts[kind]):
+            raise ValueError(f"balance: {len(embeddings)} {kind} embeddings for {len(texts[kind])} prompts")
         np.save(stage.path / f"{kind}_embeddings.npy", embeddings)
         section = getattr(ctx.cfg.balance, kind).model_copy(update={"seed": ctx.cfg.seed})
-        report = balance(embeddings, section)
+        # k-means sees every embedding at once: one task, placed where its CPUs/GPUs are.
+        spec = WorkerSpec(1, ctx.cfg.ray.balance_cpus, ctx.cfg.ray.balance_gpus)
+        report = ctx.engine.run_task(balance, embeddings, section, spec=spec)
         selected = np.sort(np.asarray(report.selected, dtype=np.int64))
-        chosen = table.take(pa.array(selected)).to_pylist()
+        chosen = tables[kind].take(pa.array(selected)).to_pylist()
         gallery = [
             {
                 "prompt_id": i,

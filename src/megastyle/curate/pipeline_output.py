@@ -27,11 +27,6 @@ def stage_generate(ctx: RunContext) -> None:
     stage = ctx.stage("06_generate", section, "05_combine")
     if ctx.reuse_or_prepare(stage, "generate"):
         return
-    engine = ctx.engine
-    if section.workers is not None:
-        from megastyle.curate.engine import make_engine
-
-        engine = make_engine(ctx.cfg.engine, section.workers)
     summary = run_generate(
         _read_plan(ctx),
         stage.path / "shards",
@@ -41,7 +36,8 @@ def stage_generate(ctx: RunContext) -> None:
         shard_size=section.staging_shard_rows,
         row_group_size=ctx.cfg.write.row_group_size,
         batch_size=section.batch_size,
-        engine=engine,
+        engine=ctx.engine,
+        spec=section.spec(),
         show_progress=ctx.cfg.progress,
     )
     rejects = [

@@ -45,6 +45,8 @@ class KMeansResult:
 
 def as_tensor(x: np.ndarray | torch.Tensor, device: str | torch.device, spherical: bool) -> torch.Tensor:
     """``x`` as a float32 2-D tensor on ``device``; L2-normalised rows when ``spherical``."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x = x.copy()  # arrays from a shared object store are read-only; torch wants to own writable memory
     t = torch.as_tensor(x, device=device)
     if t.ndim != 2:
         raise ValueError(f"k-means input must be 2-D (points × dims), got shape {tuple(t.shape)}")

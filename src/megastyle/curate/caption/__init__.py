@@ -41,6 +41,7 @@ from megastyle.curate.caption.instructions import (
     instruction_for,
     style_json_schema,
 )
+from megastyle.plugins import is_import_path, load_object
 
 CAPTIONERS: tuple[str, ...] = ("heuristic", "transformers", "openai")
 
@@ -57,7 +58,11 @@ def load_captioner(name: str, **options: Any) -> Captioner:
         from megastyle.curate.caption.openai_compat import OpenAICaptioner
 
         return OpenAICaptioner(**options)
-    raise ValueError(f"unknown captioner {name!r}; known: {', '.join(CAPTIONERS)}")
+    if is_import_path(name):
+        return load_object(name)(**options)
+    raise ValueError(
+        f"unknown captioner {name!r}; known: {', '.join(CAPTIONERS)}, or an import path module:Class"
+    )
 
 
 __all__ = [

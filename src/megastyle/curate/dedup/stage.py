@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +22,7 @@ from megastyle.curate.dedup.exact import exact_duplicates
 from megastyle.curate.dedup.fuzzy import fuzzy_duplicates
 from megastyle.curate.dedup.pairs import StepResult
 from megastyle.curate.dedup.semantic import semantic_duplicates
-from megastyle.curate.embedding import TextEmbedder, embed_texts
+from megastyle.curate.embedding import embed_texts
 from megastyle.data import Reject
 
 DedupStep = Literal["exact", "fuzzy", "semantic"]
@@ -133,16 +133,16 @@ def _split_valid(texts: Sequence[object]) -> tuple[list[int], list[Reject]]:
     return valid, rejects
 
 
-def _run_step(
-    step: DedupStep, texts: list[str], config: DedupConfig, embedder: TextEmbedder | None
-) -> StepResult:
+def text_step(step: DedupStep, texts: list[str], config: DedupConfig) -> StepResult:
+    """The exact or fuzzy step over ``texts`` (a global algorithm: it needs the whole list)."""
     if step == "exact":
         return exact_duplicates(texts, normalize=config.exact.normalize)
-    if step == "fuzzy":
-        return fuzzy_duplicates(texts, **config.fuzzy.model_dump(exclude={"enabled"}))
+    return fuzzy_duplicates(texts, **config.fuzzy.model_dump(exclude={"enabled"}))
+
+
+def semantic_step(embeddings: np.ndarray, config: DedupConfig) -> StepResult:
+    """SemDeDup over the survivors' embeddings."""
     semantic = config.semantic
-    model = embedder if embedder is not None else semantic.model_path
-    embeddings = embed_texts(texts, model, batch_size=semantic.batch_size, device=semantic.device)
     return semantic_duplicates(
         embeddings,
         **semantic.model_dump(include={"eps", "n_clusters", "cluster_size", "keep", "seed"}),
@@ -151,27 +151,76 @@ def _run_step(
     )
 
 
-def deduplicate(
-    texts: Sequence[str], config: DedupConfig | None = None, *, embedder: TextEmbedder | None = None
+def _in_process(fn: Callable[..., StepResult], *args: Any) -> StepResult:
+    return fn(*args)
+
+
+def _record(report: DedupReport, step: str, result: StepResult, texts: Sequence[str], seconds: float) -> None:
+    """Fold one step's result (indices into the survivors) into ``report`` (indices into ``texts``)."""
+    alive = report.kept_indices
+    report.seconds[step] = seconds
+    report.removed_counts[step] = result.removed_count
+    for pair in result.pairs:
+        removed, kept = alive[pair.removed], alive[pair.kept]
+        report.pairs.append(RemovedPair(step, removed, texts[removed], kept, texts[kept], pair.score))  # type: ignore[arg-type]
+    report.kept_indices = [alive[i] for i in result.kept]
+    report.kept_texts = [texts[i] for i in report.kept_indices]  # type: ignore[misc]
+
+
+def dedup_text_steps(
+    texts: Sequence[str], config: DedupConfig, run_task: Callable[..., StepResult] = _in_process
 ) -> DedupReport:
-    """Run the enabled steps in order (exact → fuzzy → semantic), each on the previous step's survivors."""
-    config = config or DedupConfig()
+    """The exact and fuzzy steps (those enabled), each on the previous one's survivors."""
     alive, rejects = _split_valid(texts)
-    report = DedupReport(len(texts), [], [], {}, rejects=rejects)
-    for step in STEPS:
-        if not getattr(config, step).enabled:
-            continue
+    report = DedupReport(len(texts), alive, [texts[i] for i in alive], {}, rejects=rejects)  # type: ignore[misc]
+    for step in ("exact", "fuzzy"):
+        if getattr(config, step).enabled:
+            started = time.perf_counter()
+            result = run_task(text_step, step, list(report.kept_texts), config)
+            _record(report, step, result, texts, time.perf_counter() - started)
+    return report
+
+
+def dedup_semantic(
+    report: DedupReport,
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    config: DedupConfig,
+    run_task: Callable[..., StepResult] = _in_process,
+) -> np.ndarray:
+    """The semantic step on ``report``'s survivors (``embeddings`` row-aligned with them); their embeddings."""
+    if len(embeddings) != len(report.kept_indices):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(report.kept_indices)} surviving prompts")
+    started = time.perf_counter()
+    result = run_task(semantic_step, embeddings, config)
+    _record(report, "semantic", result, texts, time.perf_counter() - started)
+    return embeddings[np.asarray(result.kept, dtype=np.int64)]
+
+
+def deduplicate(
+    texts: Sequence[str],
+    config: DedupConfig | None = None,
+    *,
+    embedder: Any = None,
+    run_task: Callable[..., StepResult] = _in_process,
+) -> DedupReport:
+    """Run the enabled steps in order (exact → fuzzy → semantic), each on the previous step's survivors.
+
+    ``embedder`` is anything with ``encode(texts)`` (default: the semantic section's model);
+    ``run_task(fn, *args)`` runs each global step (an engine's ``run_task`` puts it on a cluster).
+    """
+    config = config or DedupConfig()
+    report = dedup_text_steps(texts, config, run_task)
+    if config.semantic.enabled:
+        semantic = config.semantic
+        model = embedder if embedder is not None else semantic.model_path
         started = time.perf_counter()
-        current = [texts[i] for i in alive]
-        result = _run_step(step, current, config, embedder)  # type: ignore[arg-type]
-        report.seconds[step] = time.perf_counter() - started
-        report.removed_counts[step] = result.removed_count
-        for pair in result.pairs:
-            removed, kept = alive[pair.removed], alive[pair.kept]
-            report.pairs.append(RemovedPair(step, removed, texts[removed], kept, texts[kept], pair.score))  # type: ignore[arg-type]
-        alive = [alive[i] for i in result.kept]
-    report.kept_indices = alive
-    report.kept_texts = [texts[i] for i in alive]  # type: ignore[misc]
+        embeddings = embed_texts(
+            report.kept_texts, model, batch_size=semantic.batch_size, device=semantic.device
+        )
+        seconds = time.perf_counter() - started
+        dedup_semantic(report, texts, embeddings, config, run_task)
+        report.seconds["semantic"] += seconds
     return report
 
 
