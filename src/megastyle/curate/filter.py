@@ -157,19 +157,26 @@ def color_texture_stats(
 
 # -- scoring (the stage function) ---------------------------------------------------------------
 def _score_one(group: StyleGroup, embeddings: np.ndarray, outlier_mads: float, min_gap: float) -> StyleScore:
-    n = len(group.images)
+    return score_group_embeddings(group.style_id, embeddings, outlier_mads, min_gap)
+
+
+def score_group_embeddings(
+    style_id: int, embeddings: np.ndarray, outlier_mads: float = 3.5, min_gap: float = 0.05
+) -> StyleScore:
+    """Consistency of one style from its images' embeddings ``(n, d)``."""
+    n = len(embeddings)
     norms = np.linalg.norm(embeddings, axis=1) if n else np.zeros(0)
     bad = [i for i in range(n) if not (np.isfinite(norms[i]) and norms[i] > 0)]
     if bad:
         return StyleScore(
-            group.style_id, n, math.nan, math.nan, error=f"images {bad}: zero or non-finite embedding"
+            style_id, n, math.nan, math.nan, error=f"images {bad}: zero or non-finite embedding"
         )
     if n == 0:
-        return StyleScore(group.style_id, 0, math.nan, math.nan)
+        return StyleScore(style_id, 0, math.nan, math.nan)
     unit = embeddings / norms[:, None]
     mean_embedding = unit.mean(axis=0)
     if n == 1:
-        return StyleScore(group.style_id, 1, math.nan, math.nan, mean_embedding)
+        return StyleScore(style_id, 1, math.nan, math.nan, mean_embedding)
     gram = unit @ unit.T
     off_diagonal = gram[~np.eye(n, dtype=bool)]
     leave_one_out = (gram.sum(axis=1) - np.diag(gram)) / (n - 1)  # each image's mean cosine to the others
@@ -179,7 +186,7 @@ def _score_one(group: StyleGroup, embeddings: np.ndarray, outlier_mads: float, m
     gap = max(outlier_mads * spread, min_gap, 1e-6)
     outliers = tuple(int(i) for i in np.flatnonzero(median - leave_one_out > gap))
     return StyleScore(
-        group.style_id, n, float(off_diagonal.mean()), float(off_diagonal.min()), mean_embedding, outliers
+        style_id, n, float(off_diagonal.mean()), float(off_diagonal.min()), mean_embedding, outliers
     )
 
 
@@ -327,5 +334,6 @@ __all__ = [
     "filter_style_groups",
     "group_records_by_style",
     "inter_style_similarity",
+    "score_group_embeddings",
     "score_style_groups",
 ]

@@ -226,7 +226,11 @@ def run_curate(cfg: CurateConfig, engine: Engine | None = None) -> dict[str, Any
             ("filter", stage_filter), ("write", stage_write),
         ):  # fmt: skip
             start = time.perf_counter()
-            fn(ctx)
+            if name in ("caption", "generate") or not cfg.progress:  # these draw their own bars
+                fn(ctx)
+            else:
+                with console.status(f"curate: {name} ({ctx.engine.name} engine)"):
+                    fn(ctx)
             timings[name] = time.perf_counter() - start
     finally:
         if engine is None:  # an engine passed in belongs to the caller

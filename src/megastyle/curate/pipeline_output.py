@@ -8,11 +8,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from megastyle.curate.card import write_dataset_card
-from megastyle.curate.filter import color_texture_stats, filter_style_groups, group_records_by_style
+from megastyle.curate.filter import decide_styles
+from megastyle.curate.filter_stage import color_stats_embedder, embed_shards_stage, score_shard_embeddings
 from megastyle.curate.generate import PlannedImage, run_generate
 from megastyle.curate.pipeline import RunContext, clear_dir
 from megastyle.curate.runstate import atomic_write_json, read_rejects, write_rejects
-from megastyle.data import ShardReader, ShardWriter
+from megastyle.data import ShardReader, ShardWriter, list_shards
 from megastyle.report.contact_sheet import save_contact_sheet
 
 
@@ -61,16 +62,17 @@ def stage_filter(ctx: RunContext) -> None:
         write_rejects(stage.rejects_path(), [])
         ctx.stats["filter"] = stage.finish({"enabled": False})["stats"]
         return
-    reader = ShardReader(ctx.run_dir / "stages" / "06_generate" / "shards")
-    groups, rejects = group_records_by_style(reader)
-    config = section.model_copy()
-    result = filter_style_groups(groups, color_texture_stats, config)
+    shards = [str(p) for p in list_shards(ctx.run_dir / "stages" / "06_generate" / "shards")]
+    mapped = ctx.engine.map_batches(embed_shards_stage, [[s] for s in shards], color_stats_embedder)
+    parts = [part for batch in mapped for part in batch]
+    rejects = [reject for part in parts for reject in part.rejects]
+    scores = score_shard_embeddings(parts, section.outlier_mads, section.outlier_min_gap)
+    result = decide_styles(scores, section)
     dropped = [{"style_id": d.style_id, "reason": d.reason} for d in result.dropped]
     atomic_write_json(stage.path / "dropped.json", dropped)
-    scores = {str(k): getattr(v, "mean_cosine", None) for k, v in result.scores.items()}
-    atomic_write_json(stage.path / "scores.json", scores)
+    atomic_write_json(stage.path / "scores.json", {str(s.style_id): s.mean_cosine for s in scores})
     write_rejects(stage.rejects_path(), rejects)
-    stats = {"enabled": True, "embedder": section.embedder, "styles": len(groups), "dropped": len(dropped),
+    stats = {"enabled": True, "embedder": section.embedder, "styles": len(scores), "dropped": len(dropped),
              "cut": result.cut}  # fmt: skip
     ctx.stats["filter"] = stage.finish(stats)["stats"]
 

@@ -70,6 +70,20 @@ class _StageActor:
         return {"index": rows["index"], "result": results}
 
 
+def _bound_actor(fn: StageFn, factory: ResourceFactory | None) -> type:
+    """An actor class with ``fn`` and ``factory`` built in.
+
+    Constructor arguments would live in the object store, and a restarted actor cannot rebuild
+    itself once they are gone (ray-project/ray#53727); a class carries them in its own definition.
+    """
+
+    class BoundStageActor(_StageActor):
+        def __init__(self) -> None:
+            super().__init__(fn, factory)
+
+    return BoundStageActor
+
+
 class RayEngine:
     """Maps stage functions with Ray Data actor pools; runs global stages as Ray tasks."""
 
@@ -147,8 +161,7 @@ class RayEngine:
         workers = min(spec.workers or self.default_workers, len(batches))
         rows = [{"index": i, "payload": _dumps(batch)} for i, batch in enumerate(batches)]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            _StageActor,
-            fn_constructor_kwargs={"fn": fn, "factory": resource_factory},
+            _bound_actor(fn, resource_factory),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=spec.num_cpus,

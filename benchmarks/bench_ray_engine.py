@@ -1,0 +1,169 @@
+"""Local engine vs Ray engine on this machine (a script: prints, never asserts).
+
+    python benchmarks/bench_ray_engine.py [--styles 160] [--contents 160] [--size 128]
+                                          [--render-images 192] [--render-size 256] [--workers 1 2 3 4]
+
+Part 1 runs the same ``megastyle curate`` config twice, on the local engine and on a Ray cluster
+started on 127.0.0.1 (both with 2 workers), and prints each stage's items/s and Ray's time as a
+multiple of the local engine's: the overhead of the Ray engine on one small machine, where its
+scheduling, process start-up and object transfer buy nothing. The datasets are compared row for row.
+
+Part 2 renders one fixed plan through ``run_generate`` with 1..N Ray actors and with 1..2 local
+processes, and prints images/s and the speed-up over one worker of the same engine, both with the
+engine's start-up (actor or process start, model load) included, as a real stage run has it, and
+in steady state (start-up taken out, measured as a one-batch-per-worker run of the same setup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def curate_config(root: Path, pools: Any, engine: str, args: argparse.Namespace) -> Any:
+    """The benchmark's curate config (procedural pools, heuristic captions, procedural renders)."""
+    from megastyle.curate.config import CurateConfig
+
+    return CurateConfig.model_validate(
+        {
+            "run_dir": root / engine, "seed": 0, "workers": 2, "progress": False, "engine": engine,
+            "pools": {"style": [{"path": pools.style_dir, "role": "style"}],
+                      "content": [{"path": pools.content_dir, "role": "content", "require_caption": True}]},
+            "caption": {"batch_size": 8, "part_size": 64},
+            "balance": {"style": {"target": args.styles // 2}, "content": {"target": args.contents // 2}},
+            "combine": {"contents_per_style": 8},
+            "generate": {"image_size": args.size, "batch_size": 8, "staging_shard_rows": 128},
+            "ray": {"num_cpus": 2, "node_ip_address": "127.0.0.1"},
+        }
+    )  # fmt: skip
+
+
+def digest(run_dir: Path) -> list[tuple[str, str]]:
+    """(id, sha256 of the image) of every row of a run's dataset."""
+    from megastyle.data import ShardReader
+
+    return [(r.id, hashlib.sha256(r.image).hexdigest()) for r in ShardReader(run_dir / "dataset")]
+
+
+def stage_items(summary: dict[str, Any]) -> dict[str, int]:
+    """Items each stage processed, from a run summary."""
+    s = summary["stages"]
+    both = ("style", "content")
+    return {
+        "caption": sum(s["caption"][k]["captioned"] + s["caption"][k]["failed"] for k in both),
+        "dedup": sum(s["dedup"][k]["input"] for k in both),
+        "balance": sum(s["balance"][k]["n_input"] for k in both),
+        "generate": s["generate"]["planned"],
+        "write": s["write"]["rows"],
+    }
+
+
+def part_one(root: Path, args: argparse.Namespace) -> None:
+    """The whole curate run on both engines, stage by stage."""
+    from megastyle.curate.pipeline import run_curate
+    from megastyle.curate.synthetic_pools import make_procedural_pools
+
+    pools = make_procedural_pools(root / "pools", args.styles, args.contents, seed=0, size=args.size)
+    results = {}
+    for engine in ("local", "ray"):
+        start = time.perf_counter()
+        summary = run_curate(curate_config(root, pools, engine, args))
+        results[engine] = (summary, time.perf_counter() - start)
+    items = stage_items(results["local"][0])
+    print(f"\n## Part 1: one curate run, 2 workers each ({args.styles}+{args.contents} pool images, "
+          f"{items['generate']} renders at {args.size}²)\n")  # fmt: skip
+    print("| stage | items | local s | local items/s | ray s | ray items/s | ray time / local time |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for stage in ("caption", "dedup", "balance", "generate", "write"):
+        local_s = results["local"][0]["seconds"][stage]
+        ray_s = results["ray"][0]["seconds"][stage]
+        n = items[stage]
+        print(f"| {stage} | {n} | {local_s:.2f} | {n / local_s:.1f} | {ray_s:.2f} | {n / ray_s:.1f} | "
+              f"{ray_s / local_s:.2f}× |")  # fmt: skip
+    local_total, ray_total = results["local"][1], results["ray"][1]
+    print(f"| whole run (incl. cluster start) | | {local_total:.1f} | | {ray_total:.1f} | | "
+          f"{ray_total / local_total:.2f}× |")  # fmt: skip
+    same = digest(root / "local") == digest(root / "ray")
+    print(f"\nDatasets identical row for row: {same} ({len(digest(root / 'local'))} rows)")
+
+
+def part_two(root: Path, args: argparse.Namespace) -> None:
+    """Generate-stage throughput against the number of workers, per engine."""
+    from megastyle.curate.engine import LocalEngine, WorkerSpec
+    from megastyle.curate.generate import plan_images, run_generate
+    from megastyle.curate.ray_engine import RayEngine, RaySettings
+    from megastyle.prompts import sample_content_prompts, sample_style_prompts
+
+    styles = sample_style_prompts(args.render_images // 8, seed=1)
+    contents = sample_content_prompts(64, seed=2)
+    plan = plan_images(styles, contents, 8, seed=0)
+    ray_engine = RayEngine(RaySettings(num_cpus=max(args.workers), node_ip_address="127.0.0.1"))
+    ray_engine.connect()
+    rows = []
+    for name, engine, counts in (("local", LocalEngine(1), [w for w in args.workers if w <= 2]),
+                                 ("ray", ray_engine, args.workers)):  # fmt: skip
+        for workers in counts:
+            # Two runs: one batch per worker (start-up plus one batch), then the whole plan.
+            seconds = []
+            for subset in (plan[: 8 * workers], plan):
+                out = root / f"render_{name}_{workers}_{len(subset)}"
+                start = time.perf_counter()
+                run_generate(subset, out, size=args.render_size, shard_size=64, batch_size=8, engine=engine,
+                             spec=WorkerSpec(workers), show_progress=False)  # fmt: skip
+                seconds.append(time.perf_counter() - start)
+                shutil.rmtree(out, ignore_errors=True)
+            small, full = seconds
+            # None when the plan is too small for the difference to mean anything.
+            steady = (len(plan) - 8 * workers) / (full - small) if full > 1.2 * small else None
+            rows.append((name, workers, len(plan) / full, steady, small))
+    ray_engine.close()
+    print(f"\n## Part 2: generate, {len(plan)} procedural images at {args.render_size}², batch 8\n")
+    print("images/s counts everything; steady images/s leaves out the start-up, estimated as the time of")
+    print("a run of one batch per worker (its seconds are the last column).\n")
+    print("| engine | workers | images/s | speed-up | steady images/s | steady speed-up | one-batch run s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    base = {name: (rate, steady) for name, workers, rate, steady, _ in rows if workers == 1}
+    for name, workers, rate, steady, small in rows:
+        one = base[name][1]
+        steady_text = (
+            f"{steady:.1f} | " + (f"{steady / one:.2f}×" if one else "n/a") if steady else "n/a | n/a"
+        )
+        print(
+            f"| {name} | {workers} | {rate:.1f} | {rate / base[name][0]:.2f}× | {steady_text} | {small:.2f} |"
+        )
+
+
+def main() -> None:
+    """Run both parts and print Markdown tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--styles", type=int, default=160)
+    parser.add_argument("--contents", type=int, default=160)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--render-images", type=int, default=192)
+    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--skip-part-one", action="store_true")
+    args = parser.parse_args()
+    import ray
+
+    print(f"# Local vs Ray engine — {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {sys.version.split()[0]}, ray {ray.__version__}")  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="bench_ray_"))
+    try:
+        if not args.skip_part_one:
+            part_one(root, args)
+        part_two(root, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
