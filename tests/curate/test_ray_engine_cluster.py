@@ -111,8 +111,12 @@ def test_a_worker_killed_during_generate_costs_nothing(ray_engine, small, tmp_pa
     generate = {"image_size": 32, "batch_size": 2, "staging_shard_rows": 4,
                 "backend": "megastyle.testing.faults:ProceduralThatDiesOnce",
                 "options": {"marker": str(marker), "die_on_call": 3}}  # fmt: skip
-    summary = run_curate(config(run_dir, engine="ray", generate=generate, resume=True), engine=ray_engine)
+    # The filter runs too (mapped over the staging shards), with a cut that keeps every style.
+    keep_all = {"enabled": True, "mode": "absolute", "threshold": -1.0}
+    cfg = config(run_dir, engine="ray", generate=generate, filter=keep_all, resume=True)
+    summary = run_curate(cfg, engine=ray_engine)
     assert summary["stages"]["caption"]["style"]["captioned"] > 0  # stages 1–5 reused, not redone
+    assert summary["stages"]["filter"]["styles"] == 10 and summary["stages"]["filter"]["dropped"] == 0
 
     dead_pid = int(marker.read_text())  # a render worker really was SIGKILLed ...
     with pytest.raises(ProcessLookupError):
