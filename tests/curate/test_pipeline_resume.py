@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_watch import wait_for_file
 
 from megastyle.curate.config import CurateConfig
 from megastyle.curate.pipeline import CurateStateError, run_curate
@@ -90,18 +91,6 @@ def test_existing_state_needs_resume(reference, pools):
         run_curate(_config(run_dir, pools))
 
 
-def _wait_for(path_glob: tuple[Path, str], process: subprocess.Popen, timeout: float = 120.0) -> bool:
-    folder, pattern = path_glob
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if folder.exists() and any(folder.glob(pattern)):
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.slow
 def test_kill_9_at_random_points_then_resume_gives_identical_rows(reference, pools, tmp_path):
     reference_dir, _ = reference
@@ -123,7 +112,7 @@ def test_kill_9_at_random_points_then_resume_gives_identical_rows(reference, poo
     for milestone in milestones:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)  # fmt: skip
-        if _wait_for(milestone, process):
+        if wait_for_file(*milestone, process):
             time.sleep(rng.uniform(0.0, 0.3))
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)

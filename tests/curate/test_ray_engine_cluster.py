@@ -8,10 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_watch import wait_for_file
 
 ray = pytest.importorskip("ray")
 
@@ -127,17 +127,6 @@ def test_a_worker_killed_during_generate_costs_nothing(ray_engine, small, tmp_pa
     assert summary["stages"]["generate"]["rejected"] == 0
 
 
-def _wait_for(folder: Path, pattern: str, process: subprocess.Popen, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if folder.exists() and any(folder.glob(pattern)):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_driver_killed_during_generate_resumes_on_ray_without_loss_or_repeats(ray_engine, small, tmp_path):
     config, reference = small
     expected = _digest(reference)
@@ -152,7 +141,7 @@ def test_a_driver_killed_during_generate_resumes_on_ray_without_loss_or_repeats(
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)  # fmt: skip
     shards = run_dir / "stages" / "06_generate" / "shards"
-    landed = _wait_for(shards, "train-*.parquet", driver, timeout=300)
+    landed = wait_for_file(shards, "train-*.parquet", driver, timeout=300)
     if landed:
         os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=60)
