@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from megastyle._lazy import lazy_exports
 
 # Lazy exports: importing the package must not pull in diffusers.
 _EXPORTS: dict[str, str] = {
@@ -82,9 +83,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its submodule on first access."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'megastyle.transfer' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"megastyle.transfer.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)
