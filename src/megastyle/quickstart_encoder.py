@@ -20,7 +20,7 @@ from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchm
 from megastyle.data import build_style_index
 from megastyle.encode.model import StyleEncoder
 from megastyle.encode.train import build_encoder, train_encoder
-from megastyle.encode.train_config import TrainEncoderConfig
+from megastyle.encode.train_config import TinyTowerConfig, TrainEncoderConfig
 from megastyle.report.html import Section
 
 
@@ -32,6 +32,7 @@ def train_and_benchmark(
     holdout_fraction: float,
     epochs: int,
     progress: bool,
+    image_size: int = 64,
 ) -> tuple[dict[str, Any], Section]:
     """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report."""
     bench_dir = out / "benchmark"
@@ -49,6 +50,7 @@ def train_and_benchmark(
         output_dir=out / "encoder",
         holdout_styles_file=bench_dir / "heldout_styles.json",
         init="tiny",
+        tiny=TinyTowerConfig(image_size=image_size),
         styles_per_batch=max(2, min(12, train_styles)),  # small runs have fewer styles than the default P
         epochs=epochs,
         seed=seed,

@@ -53,10 +53,12 @@ def _alt_text(style: str, content: str, rng: random.Random) -> str:
 
 
 def share_palettes(styles: list[str], family_size: int) -> list[str]:
-    """Give each run of ``family_size`` style prompts the palette of its first member.
+    """Give each run of ``family_size`` style prompts the palette and the lighting of its first member.
 
-    Real style pools hold many styles with the same colours and different media, light or
-    texture; without such families a colour histogram alone separates every style.
+    Real style pools hold many styles with the same colours and different media, texture or
+    strokes; without such families a colour histogram alone separates every style. The lighting
+    goes with the palette because it tints every colour (candlelight turns any palette brown and
+    orange), so a family with one palette under different lights would not share its colours.
     """
     if family_size <= 1:
         return list(styles)
@@ -64,7 +66,12 @@ def share_palettes(styles: list[str], family_size: int) -> list[str]:
     for i, text in enumerate(styles):
         attrs = parse_style_prompt(text)
         head = parse_style_prompt(styles[i - i % family_size])
-        attrs = replace(attrs, dominant_colors=head.dominant_colors, accent_colors=head.accent_colors)
+        attrs = replace(
+            attrs,
+            dominant_colors=head.dominant_colors,
+            accent_colors=head.accent_colors,
+            lighting=head.lighting,
+        )
         shared.append(render_style_prompt(attrs))
     return list(dict.fromkeys(shared))  # a family member may collapse onto another: keep one
 

@@ -16,7 +16,7 @@ from megastyle.curate.caption.answers import CaptionFormatError, style_caption_f
 from megastyle.curate.caption.base import CaptionKind, check_kind, load_pool_images
 from megastyle.curate.caption.content_clean import strip_style_words
 from megastyle.curate.caption.instructions import CONTENT_MAX_CHARS
-from megastyle.curate.caption.measure import measure
+from megastyle.curate.caption.measure import COLOR_VOCABULARIES, measure
 from megastyle.curate.caption.style_words import style_attributes
 from megastyle.curate.items import Caption, PoolItem
 from megastyle.prompts import StyleAttributes, content_style_leaks
@@ -24,9 +24,15 @@ from megastyle.prompts import StyleAttributes, content_style_leaks
 NO_SIDECAR = "no sidecar caption: the heuristic captioner cannot see objects"
 
 
-def measured_style_attributes(image: Image.Image) -> StyleAttributes:
-    """Style attributes of one image, measured from its pixels."""
-    return style_attributes(measure(image))
+def measured_style_attributes(image: Image.Image, color_vocabulary: str = "full") -> StyleAttributes:
+    """Style attributes of one image, measured from its pixels (colours named from ``color_vocabulary``)."""
+    return style_attributes(measure(image, _color_names(color_vocabulary)))
+
+
+def _color_names(vocabulary: str) -> dict[str, str] | None:
+    if vocabulary not in COLOR_VOCABULARIES:
+        raise ValueError(f"color_vocabulary must be one of {sorted(COLOR_VOCABULARIES)}, got {vocabulary!r}")
+    return COLOR_VOCABULARIES[vocabulary]
 
 
 def content_from_sidecar(caption: str | None, max_chars: int = CONTENT_MAX_CHARS) -> str:
@@ -48,13 +54,25 @@ def content_from_sidecar(caption: str | None, max_chars: int = CONTENT_MAX_CHARS
 
 
 class HeuristicCaptioner:
-    """Measured style prompts and sidecar-derived content prompts; no model, fully deterministic."""
+    """Measured style prompts and sidecar-derived content prompts; no model, fully deterministic.
+
+    ``color_vocabulary``: "full" names colours from the whole colour vocabulary (~50 names);
+    "basic" coarsens them to 15 (``BASIC_COLORS``), which keeps one palette's words stable across light,
+    medium and texture, so styles that share a palette also share their colour words.
+    """
 
     name = "heuristic"
 
-    def __init__(self, max_pixels: int | None = None, content_max_chars: int = CONTENT_MAX_CHARS) -> None:
+    def __init__(
+        self,
+        max_pixels: int | None = None,
+        content_max_chars: int = CONTENT_MAX_CHARS,
+        color_vocabulary: str = "full",
+    ) -> None:
         self.max_pixels = max_pixels
         self.content_max_chars = content_max_chars
+        _color_names(color_vocabulary)  # fail at construction, not on the first image
+        self.color_vocabulary = color_vocabulary
 
     def caption(self, items: list[PoolItem], kind: CaptionKind) -> list[Caption]:
         """One caption per item; unreadable images and missing sidecars are recorded as errors."""
@@ -78,7 +96,9 @@ class HeuristicCaptioner:
                 out.append(Caption(item.id, "style", None, error=errors[i], attempts=0, backend=self.name))
                 continue
             try:
-                parsed = style_caption_from_attributes(measured_style_attributes(images[i]))
+                parsed = style_caption_from_attributes(
+                    measured_style_attributes(images[i], self.color_vocabulary)
+                )
             except (CaptionFormatError, ValueError) as exc:
                 out.append(
                     Caption(

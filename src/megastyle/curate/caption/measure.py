@@ -7,6 +7,7 @@ bright, warm, sharp, periodic or stroke-like an image is, and ``style_words.py``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,6 +22,29 @@ MIN_SIDE = 16  # smaller inputs are stretched to this (nearest neighbour) before
 COLOR_SIDE = 48  # colour clustering runs on a copy this small (2304 pixels)
 F32 = np.float32
 _LUMA = np.array([0.299, 0.587, 0.114], F32)
+
+# A coarse colour vocabulary: every ``COLORS`` name → one of 15 basic names (four neutrals by
+# lightness and the basic hues), as a plain-spoken captioner would name them. Light, medium and noise
+# shift a measured colour a little; among ~50 fine names that often flips the word ("olive" ↔
+# "moss green"), among these few it rarely does, so styles painted with one palette keep one set
+# of colour words. Clusters are named with the fine vocabulary first, then coarsened by this table.
+BASIC_COLORS: dict[str, str] = {
+    "black": "black", "charcoal": "black", "slate gray": "slate gray", "silver": "silver",
+    "white": "white", "ivory": "white", "cream": "white",
+    "beige": "beige", "sand": "beige", "peach": "beige",
+    "tan": "brown", "brown": "brown", "sepia": "brown", "umber": "brown", "rust": "brown",
+    "ochre": "orange", "amber": "orange", "orange": "orange", "coral": "orange", "salmon": "orange",
+    "mustard": "yellow", "gold": "yellow", "yellow": "yellow", "lemon": "yellow",
+    "red": "red", "crimson": "red", "scarlet": "red", "burgundy": "red", "maroon": "red",
+    "pink": "pink", "rose": "pink", "magenta": "pink",
+    "lavender": "purple", "lilac": "purple", "violet": "purple", "purple": "purple", "plum": "purple",
+    "indigo": "purple",
+    "navy": "navy", "cobalt blue": "blue", "blue": "blue", "sky blue": "blue",
+    "cyan": "teal", "turquoise": "teal", "teal": "teal", "aquamarine": "teal",
+    "mint": "green", "sage green": "green", "olive": "green", "green": "green", "emerald": "green",
+    "forest green": "green", "lime": "green", "moss green": "green",
+}  # fmt: skip
+COLOR_VOCABULARIES: dict[str, dict[str, str] | None] = {"full": None, "basic": BASIC_COLORS}
 
 # sRGB (linear) → LMS → OKLab (Björn Ottosson's published matrices).
 _M1 = np.array(
@@ -131,8 +155,19 @@ def _kmeans(points: np.ndarray, k: int, iterations: int = 8) -> np.ndarray:
     return labels
 
 
-def color_clusters(rgb: np.ndarray, k: int = 8) -> tuple[ColorCluster, ...]:
-    """Named colour clusters of an image by area share (k-means in OKLab, same names merged)."""
+def color_name(rgb: tuple[float, float, float], coarse: Mapping[str, str] | None = None) -> str:
+    """Nearest ``COLORS`` name of an sRGB colour (0–255), mapped through ``coarse`` when given."""
+    name = nearest_color_name(rgb)
+    return name if coarse is None else coarse.get(name, name)
+
+
+def color_clusters(
+    rgb: np.ndarray, k: int = 8, coarse: Mapping[str, str] | None = None
+) -> tuple[ColorCluster, ...]:
+    """Named colour clusters of an image by area share (k-means in OKLab, same names merged).
+
+    ``coarse`` maps the fine names to a smaller vocabulary (e.g. ``BASIC_COLORS``) before merging.
+    """
     small = np.asarray(
         Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).resize(
             (COLOR_SIDE, COLOR_SIDE), Image.Resampling.BOX
@@ -145,7 +180,7 @@ def color_clusters(rgb: np.ndarray, k: int = 8) -> tuple[ColorCluster, ...]:
     merged: dict[str, list[np.ndarray]] = {}
     for j in np.unique(labels):
         members = small[labels == j]
-        name = nearest_color_name(tuple(float(v) for v in members.mean(0)))
+        name = color_name(tuple(float(v) for v in members.mean(0)), coarse)  # type: ignore[arg-type]
         merged.setdefault(name, []).append(members)
     out = []
     for name, parts in merged.items():
@@ -307,12 +342,15 @@ def _radius(h: int, w: int) -> np.ndarray:
     return r
 
 
-def measure(image: Image.Image) -> Measurements:
-    """All pixel measurements of one image (deterministic, ~10 ms at 256² on one core)."""
+def measure(image: Image.Image, coarse_colors: Mapping[str, str] | None = None) -> Measurements:
+    """All pixel measurements of one image (deterministic, ~10 ms at 256² on one core).
+
+    ``coarse_colors`` maps colour names to a smaller vocabulary (None: the fine ``COLORS`` names).
+    """
     rgb = to_working_array(image)
     y = rgb @ _LUMA
     h, w = y.shape
-    clusters = color_clusters(rgb)
+    clusters = color_clusters(rgb, coarse=coarse_colors)
     # Elementwise max/min of the channels: numpy's reductions over a length-3 last axis are slow.
     r_, g_, b_ = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     cmax, cmin = np.maximum(np.maximum(r_, g_), b_), np.minimum(np.minimum(r_, g_), b_)
