@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from megastyle.bench.dataset_quality import DatasetQuality
-from megastyle.bench.retrieval import RetrievalBenchmark, RetrievalResult
+from megastyle.bench.retrieval import RetrievalBenchmark
+from megastyle.bench.retrieval_eval import RetrievalResult
 
 HIT = (30, 170, 60)
 MISS = (210, 40, 40)

@@ -149,9 +149,9 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
         BenchmarkSourceError,
         RetrievalBenchmark,
         build_benchmark,
-        evaluate,
         load_heldout_styles,
     )
+    from megastyle.bench.retrieval_eval import evaluate
 
     device = _device(cfg.device)
     benchmarks = []
