@@ -60,6 +60,15 @@ class QuickstartConfig(CommandConfig):
     encoder_image_size: int = Field(
         64, ge=16, description="Input side of the tiny encoder (a multiple of its 16-pixel patches)."
     )
+    # Measured (held-out mAP trained / untrained; colour histogram 0.999 / 0.997, Gram 0.914 / 0.863):
+    # crop_grid 0: seed 0 0.921 / 0.882, seed 1 0.942 / 0.869; crop_grid 3: seed 0 0.988 / 0.971,
+    # seed 1 0.936 / 0.962 — crops lift both towers, but training then no longer reliably helps.
+    encoder_crop_grid: int = Field(
+        0,
+        ge=0,
+        description="0: the tiny encoder sees each image downsampled whole. n ≥ 1: it embeds n×n crops at "
+        "native resolution (averaged) and trains on random native crops (see encode.images).",
+    )
     style_transfer: bool = Field(True, description="End with a style transfer on a tiny untrained FLUX.")
     progress: bool = Field(True, description="Show progress bars.")
 
@@ -139,6 +148,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
             holdout_fraction=cfg.holdout_fraction,
             epochs=cfg.encoder_epochs,
             image_size=cfg.encoder_image_size,
+            crop_grid=cfg.encoder_crop_grid,
             progress=cfg.progress,
         )
         timings["encoder+benchmark"] = time.perf_counter() - start

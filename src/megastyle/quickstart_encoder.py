@@ -33,6 +33,7 @@ def train_and_benchmark(
     epochs: int,
     progress: bool,
     image_size: int = 64,
+    crop_grid: int = 0,
 ) -> tuple[dict[str, Any], Section]:
     """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report."""
     bench_dir = out / "benchmark"
@@ -50,7 +51,7 @@ def train_and_benchmark(
         output_dir=out / "encoder",
         holdout_styles_file=bench_dir / "heldout_styles.json",
         init="tiny",
-        tiny=TinyTowerConfig(image_size=image_size),
+        tiny=TinyTowerConfig(image_size=image_size, crop_grid=crop_grid),
         styles_per_batch=max(2, min(12, train_styles)),  # small runs have fewer styles than the default P
         epochs=epochs,
         seed=seed,

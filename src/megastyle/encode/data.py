@@ -13,19 +13,20 @@ function of ``(seed, epoch, batch)`` whatever process decodes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
-from megastyle.data import ImageDecodeError, ShardReader, build_style_index
+from megastyle.data import ImageDecodeError, ShardReader, build_style_index, to_rgb
 from megastyle.encode.images import ImagePreprocessor, PreprocessConfig
 
 logger = logging.getLogger(__name__)
@@ -146,16 +147,42 @@ def split_styles(data: StyleRows, heldout: set[str]) -> tuple[StyleRows, StyleRo
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Random resized crop (area and aspect ranges) then horizontal flip with ``flip_p``."""
+    """A random crop then horizontal flip with ``flip_p``.
+
+    ``crop = "resized"``: the usual random resized crop (area share ``crop_scale``, aspect ``crop_ratio``),
+    later resized to the input as a whole. ``crop = "native"`` (for multi-crop preprocessing): a square
+    of side ``native_size`` × a log-uniform factor in ``native_zoom``, resized to ``native_size``² — the
+    texture keeps (about) the scale the embedding's grid crops see.
+    """
 
     crop_scale: tuple[float, float] = (0.8, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
+    crop: Literal["resized", "native"] = "resized"
+    native_size: int = 64
+    native_zoom: tuple[float, float] = (0.8, 1.25)
+
+
+def _native_crop(image: Image.Image, config: AugmentConfig, rng: np.random.Generator) -> Image.Image:
+    width, height = image.size
+    log_zoom = (math.log(config.native_zoom[0]), math.log(config.native_zoom[1]))
+    side = min(width, height, round(config.native_size * math.exp(rng.uniform(*log_zoom))))
+    left = int(rng.integers(0, width - side + 1))
+    top = int(rng.integers(0, height - side + 1))
+    crop = image.crop((left, top, left + side, top + side))
+    if side != config.native_size:
+        crop = crop.resize((config.native_size, config.native_size), resample=Image.Resampling.BICUBIC)
+    return crop
 
 
 def augment_image(image: Image.Image, config: AugmentConfig, seed: int) -> Image.Image:
     """The crop and flip drawn from ``seed`` (same seed → same augmentation)."""
     rng = np.random.default_rng(seed)
+    if config.crop == "native":
+        image = _native_crop(image, config, rng)
+        if rng.uniform() < config.flip_p:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return image
     width, height = image.size
     area = width * height
     box = (0, 0, width, height)
@@ -238,6 +265,8 @@ class StyleImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         return decode_image(image.get("bytes") or b"", item=record["id"])
 
     def _shrink(self, image: Image.Image) -> Image.Image:
+        if self.preprocessor.config.crop_grid:  # multi-crop needs the crop source, not a thumbnail
+            return self.preprocessor.crop_source(to_rgb(image))
         limit = 2 * self.preprocessor.config.image_size
         if max(image.size) > limit:
             image = image.copy()
@@ -263,9 +292,14 @@ class StyleImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, int]:
         index, seed = (key, 0) if isinstance(key, int) else key
         image = self.load_image(index)
-        if self.augment is not None:
-            image = augment_image(image, self.augment, seed)
-        return self.preprocessor(image), int(self.data.labels[index])
+        augment = (
+            None if self.augment is None else functools.partial(augment_image, config=self.augment, seed=seed)
+        )
+        return self.preprocessor(image, augment=augment), int(self.data.labels[index])
+
+    def views(self, index: int) -> torch.Tensor:
+        """(v, 3, H, W) evaluation views of row ``index`` (the grid crops in multi-crop mode)."""
+        return self.preprocessor.views(self.load_image(index))
 
 
 def collate_style_batch(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,8 +329,8 @@ def heldout_metrics(
     chunks = []
     try:
         for start in range(0, len(keep), batch_size):
-            pixels = torch.stack([dataset[int(i)][0] for i in keep[start : start + batch_size]])
-            chunks.append(encoder(pixels.to(device)).float().cpu())
+            views = [dataset.views(int(i)).to(device) for i in keep[start : start + batch_size]]
+            chunks.append(encoder.embed_views(views).float().cpu())
     finally:
         encoder.train(was_training)
     features = torch.cat(chunks)

@@ -240,7 +240,7 @@ def embed_batch(
 
     def prepare(item: EmbedItem) -> torch.Tensor | str:
         try:
-            return encoder.preprocessor(_load_image(item, reader))
+            return encoder.preprocessor.views(_load_image(item, reader))
         except Exception as exc:  # one bad image must never stop a long run: record and go on
             return str(exc) if isinstance(exc, ImageDecodeError) else f"{type(exc).__name__}: {exc}"
 
@@ -254,7 +254,7 @@ def embed_batch(
     if not good:
         return np.zeros((0, encoder.dim), dtype=np.float32), [], rejects
     with torch.no_grad():
-        embeddings = encoder(torch.stack([t for _, t in good])).float().cpu().numpy()
+        embeddings = encoder.embed_views([t for _, t in good]).float().cpu().numpy()
     return embeddings, [item for item, _ in good], rejects
 
 

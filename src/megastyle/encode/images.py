@@ -3,6 +3,13 @@
 Mirrors the Hugging Face image processors of the towers (PIL flavour): SigLIP squashes the image to
 ``image_size``² (bicubic, no crop) and normalises with mean = std = 0.5; CLIP resizes the shortest side
 to ``resize_size`` (bicubic), centre-crops ``image_size``² and normalises with the OpenAI CLIP statistics.
+
+Multi-crop (``crop_grid`` = n ≥ 1, off by default; the quickstart's tiny tower uses it): instead of
+downsampling the whole image to ``image_size``² — which averages fine texture away at small input
+sizes — the image keeps its own resolution (or is scaled to ``crop_source_size`` on its short side)
+and ``image_size``² crops are taken from it: an n×n grid of evenly spaced crops at embedding time (the
+embedding is the normalised mean of the crops' embeddings), one centre crop as the single view, and
+a random one per image in training (``data.AugmentConfig(crop="native")``).
 """
 
 from __future__ import annotations
@@ -48,6 +55,16 @@ class PreprocessConfig(BaseModel):
     image_mean: tuple[float, float, float] = SIGLIP_MEAN
     image_std: tuple[float, float, float] = SIGLIP_STD
     resample: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "bicubic"
+    crop_grid: int = Field(
+        0,
+        ge=0,
+        description="0: the whole image is resized to one input (the towers' standard). n ≥ 1: n×n "
+        "image_size² crops at the image's own resolution, embedded separately and averaged.",
+    )
+    crop_source_size: int | None = Field(
+        None, ge=1, description="With crop_grid: scale the short side to this before cropping (None: native)."
+    )
+    # Multi-crop has no HF image-processor equivalent: ``to_hf_processor_config`` describes one view only.
 
     @classmethod
     def for_tower(cls, tower: str, image_size: int) -> PreprocessConfig:
@@ -170,10 +187,21 @@ class ImagePreprocessor:
         self._mean = torch.tensor(config.image_mean, dtype=torch.float32).view(3, 1, 1)
         self._std = torch.tensor(config.image_std, dtype=torch.float32).view(3, 1, 1)
 
+    def crop_source(self, image: Image.Image) -> Image.Image:
+        """Multi-crop mode: the image crops are cut from (short side at ``crop_source_size``, ≥ image_size)."""
+        cfg = self.config
+        shortest = min(image.size)
+        target = max(cfg.crop_source_size or shortest, cfg.image_size)
+        if target == shortest:
+            return image
+        return image.resize(_shortest_edge_size(*image.size, target), resample=_RESAMPLE[cfg.resample])
+
     def resize(self, image: Image.Image) -> Image.Image:
         """Resize (and crop) an RGB image to the model's input size."""
         cfg = self.config
         resample = _RESAMPLE[cfg.resample]
+        if cfg.crop_grid:  # the crop source is already made (``__call__``): centre crop, identity if exact
+            return _center_crop(image, cfg.image_size)
         if cfg.resize_mode == "squash":
             return image.resize((cfg.image_size, cfg.image_size), resample=resample)
         width, height = _shortest_edge_size(*image.size, cfg.resize_size or cfg.image_size)
@@ -185,12 +213,35 @@ class ImagePreprocessor:
         tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
         return (tensor - self._mean) / self._std
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        """Augment (if configured), convert to RGB, resize and normalise one image."""
+    def __call__(
+        self, image: Image.Image, augment: Callable[[Image.Image], Image.Image] | None = None
+    ) -> torch.Tensor:
+        """Convert to RGB, augment (``augment``, else the configured one), resize and normalise one image."""
         image = to_rgb(image)
-        if self.augment is not None:
-            image = to_rgb(self.augment(image))
+        if self.config.crop_grid:
+            image = self.crop_source(image)  # the augmentation crops at the resolution the grid sees
+        augment = augment or self.augment
+        if augment is not None:
+            image = to_rgb(augment(image))
         return self.to_tensor(self.resize(image))
+
+    def crop_boxes(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """The ``crop_grid``² evenly spaced ``image_size``² boxes (row-major) over a crop source."""
+        n, side = self.config.crop_grid, self.config.image_size
+
+        def starts(length: int) -> list[int]:
+            if n == 1:
+                return [int((length - side) / 2 + 0.5)]  # as _center_crop, so the grid of 1 = __call__
+            return [round(i * (length - side) / (n - 1)) for i in range(n)]
+
+        return [(x, y, x + side, y + side) for y in starts(height) for x in starts(width)]
+
+    def views(self, image: Image.Image) -> torch.Tensor:
+        """(v, 3, H, W): the grid crops in multi-crop mode, else the one standard input (v = 1)."""
+        if not self.config.crop_grid:
+            return self(image)[None]
+        source = self.crop_source(to_rgb(image))
+        return torch.stack([self.to_tensor(source.crop(box)) for box in self.crop_boxes(*source.size)])
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Stack preprocessed images into an (n, 3, H, W) tensor."""

@@ -220,6 +220,15 @@ class StyleEncoder(torch.nn.Module):
         )
         return cls(config, vision_model)
 
+    def set_preprocess(self, preprocess: PreprocessConfig) -> None:
+        """Use other preprocessing (same input size); it is saved with the encoder."""
+        if preprocess.image_size != self.config.preprocess.image_size:
+            raise ValueError(
+                f"image_size {preprocess.image_size} differs from the tower's {self.config.preprocess.image_size}"
+            )
+        self.config = self.config.model_copy(update={"preprocess": preprocess})
+        self.preprocessor = ImagePreprocessor(preprocess)
+
     # ----- saving and state dicts ---------------------------------------------------------------
     def official_state_dict(self, *, prefix: str = OFFICIAL_PREFIX) -> dict[str, torch.Tensor]:
         """Tower weights under the official/HF names (``vision_model.`` + canonical key), on CPU."""
@@ -314,8 +323,19 @@ class StyleEncoder(torch.nn.Module):
         return self.config.image_size
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """(n, 3, H, W) float32 pixel values per the tower's preprocessing."""
+        """(n, 3, H, W) float32 pixel values per the tower's preprocessing (one view per image)."""
         return self.preprocessor.batch(images)
+
+    def embed_views(self, views: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(n, d) embeddings of n images given as (v_i, 3, H, W) views: the normalised mean over views.
+
+        With one view per image (the towers' standard preprocessing) this is exactly ``forward``.
+        """
+        if all(len(v) == 1 for v in views):
+            return self(torch.cat(list(views)))
+        counts = [len(v) for v in views]
+        features = self(torch.cat(list(views)))
+        return F.normalize(torch.stack([f.mean(0) for f in features.split(counts)]), dim=-1)
 
     def training_transform(
         self, augment: Callable[[Image.Image], Image.Image] | None = None
@@ -349,7 +369,10 @@ class StyleEncoder(torch.nn.Module):
         self.eval()
         try:
             chunks = [
-                self(self.preprocess(images[i : i + batch_size])).float().cpu().numpy()
+                self.embed_views([self.preprocessor.views(im) for im in images[i : i + batch_size]])
+                .float()
+                .cpu()
+                .numpy()
                 for i in range(0, len(images), batch_size)
             ]
         finally:

@@ -73,9 +73,13 @@ def build_encoder(cfg: TrainEncoderConfig) -> StyleEncoder:
     """The encoder to train: a seeded tiny SigLIP tower, or a local pretrained folder."""
     if cfg.init == "tiny":
         vision = cfg.tiny.vision_config()
-        return StyleEncoder.from_vision_config(
+        encoder = StyleEncoder.from_vision_config(
             "siglip", vision, image_size=vision["image_size"], seed=cfg.seed
         )
+        if cfg.tiny.crop_grid:
+            crops = {"crop_grid": cfg.tiny.crop_grid, "crop_source_size": cfg.tiny.crop_source_size}
+            encoder.set_preprocess(encoder.config.preprocess.model_copy(update=crops))
+        return encoder
     return StyleEncoder.from_pretrained(cfg.init)
 
 
@@ -268,8 +272,15 @@ class SSCLTrainer:
         cache = cfg.cache_images == "on" or (
             cfg.cache_images == "auto" and len(train_rows) <= cfg.cache_images_max_rows
         )
-        augment = AugmentConfig(crop_scale=(cfg.crop_scale_min, 1.0)) if cfg.augment else None
         preprocess = self.encoder.config.preprocess
+        augment = None
+        if cfg.augment:  # multi-crop encoders train on single native crops at the grid's scale
+            augment = AugmentConfig(
+                crop_scale=(cfg.crop_scale_min, 1.0),
+                crop="native" if preprocess.crop_grid else "resized",
+                native_size=preprocess.image_size,
+                native_zoom=cfg.native_zoom,
+            )
         self.dataset = StyleImageDataset(train_rows, preprocess, augment=augment, cache_images=cache)
         self.heldout_set = (
             StyleImageDataset(heldout_rows, preprocess, cache_images=cache) if self.heldout else None

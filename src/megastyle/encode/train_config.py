@@ -30,6 +30,16 @@ class TinyTowerConfig(BaseModel):
     intermediate_size: int = Field(768, ge=8, description="MLP width.")
     num_hidden_layers: int = Field(4, ge=1, description="Transformer layers.")
     num_attention_heads: int = Field(6, ge=1, description="Attention heads (hidden / heads = 64).")
+    # Preprocessing, not architecture (kept out of vision_config): see encode.images.
+    crop_grid: int = Field(
+        0,
+        ge=0,
+        description="0: resize the whole image to image_size². n ≥ 1: embed n×n image_size² crops at the "
+        "image's own resolution and average them; training then uses random native-resolution crops.",
+    )
+    crop_source_size: int | None = Field(
+        None, ge=1, description="With crop_grid: short side the image is scaled to first (None: native)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TinyTowerConfig:
@@ -41,7 +51,7 @@ class TinyTowerConfig(BaseModel):
 
     def vision_config(self) -> dict[str, Any]:
         """The ``SiglipVisionConfig`` fields."""
-        return self.model_dump()
+        return self.model_dump(exclude={"crop_grid", "crop_source_size"})
 
 
 class TrainEncoderConfig(CommandConfig):
@@ -66,6 +76,11 @@ class TrainEncoderConfig(CommandConfig):
     )
     augment: bool = Field(True, description="Random resized crop + flip (no colour jitter: colour is style).")
     crop_scale_min: float = Field(0.8, gt=0.0, le=1.0, description="Smallest crop area share.")
+    native_zoom: tuple[float, float] = Field(
+        (0.8, 1.25),
+        description="Multi-crop encoders (crop_grid ≥ 1): side range of the random native crop, as a "
+        "factor of the input side (log-uniform; the crop is then resized to the input).",
+    )
     cache_images: Literal["auto", "on", "off"] = Field(
         "auto", description="Keep decoded images in memory ('auto': when ≤ cache_images_max_rows rows)."
     )
@@ -132,6 +147,8 @@ class TrainEncoderConfig(CommandConfig):
 
     @model_validator(mode="after")
     def _check(self) -> TrainEncoderConfig:
+        if not 0 < self.native_zoom[0] <= self.native_zoom[1]:
+            raise ValueError(f"native_zoom must be 0 < low ≤ high, got {self.native_zoom}")
         if self.supcon_weight + self.siglip_weight == 0:
             raise ValueError("supcon_weight and siglip_weight cannot both be 0")
         return self
@@ -155,6 +172,7 @@ class TrainEncoderConfig(CommandConfig):
             "seed",
             "augment",
             "crop_scale_min",
+            "native_zoom",
         )
         dumped = self.model_dump(mode="json")
         return {key: dumped[key] for key in keys}
