@@ -1,0 +1,111 @@
+"""Encoder-training checkpoints: tensors and JSON only, so a resumed run takes exactly the unbroken run's steps.
+
+A checkpoint (``checkpoints/step-NNNNNNN/``) holds the encoder and loss weights (safetensors), the
+optimizer state (``torch.save`` of tensors/numbers, read back with ``weights_only=True``), the
+scheduler state and trainer position (JSON), and each process's torch/numpy/python RNG states.
+``trainer_state.json`` is written last and marks the checkpoint complete.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from megastyle.encode.losses import SSCLLoss
+from megastyle.encode.model import StyleEncoder
+
+CHECKPOINTS = "checkpoints"
+
+
+def _rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{index}"] = state
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
+    json_state = {
+        "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+        "python": [version, list(internal), python_gauss],
+    }
+    return tensors, json_state
+
+
+def _set_rng_states(tensors: dict[str, torch.Tensor], json_state: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("torch_cuda_"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    name, keys, pos, has_gauss, gauss = json_state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, python_gauss = json_state["python"]
+    random.setstate((version, tuple(internal), python_gauss))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder (one with ``trainer_state.json``), if any."""
+    done = sorted((output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
+    return done[-1].parent if done else None
+
+
+def save_checkpoint(
+    folder: Path,
+    *,
+    encoder: StyleEncoder,
+    loss_fn: SSCLLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    trainer_state: dict[str, Any],
+    rank: int,
+    is_main: bool,
+) -> None:
+    """Write one checkpoint; ``trainer_state.json`` goes last and marks it complete."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors, json_state = _rng_states()
+    save_file(tensors, str(folder / f"rng-rank{rank}.safetensors"))
+    (folder / f"rng-rank{rank}.json").write_text(json.dumps(json_state))
+    if not is_main:
+        return
+    save_file(
+        {k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors")
+    )
+    save_file({k: v.contiguous() for k, v in loss_fn.state_dict().items()}, str(folder / "loss.safetensors"))
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+    (folder / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
+
+
+def load_checkpoint(
+    folder: Path,
+    *,
+    encoder: StyleEncoder,
+    loss_fn: SSCLLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    rank: int,
+) -> dict[str, Any]:
+    """Restore everything ``save_checkpoint`` wrote; returns the trainer state."""
+    from safetensors.torch import load_file
+
+    encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+    loss_fn.load_state_dict(load_file(str(folder / "loss.safetensors")))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
+    rng_file = folder / f"rng-rank{rank}.safetensors"
+    if rng_file.is_file():  # a run resumed on more processes than it saved from starts fresh streams
+        _set_rng_states(load_file(str(rng_file)), json.loads((folder / f"rng-rank{rank}.json").read_text()))
+    return json.loads((folder / "trainer_state.json").read_text())
+
+
+def prune_checkpoints(output_dir: Path, keep: int) -> None:
+    done = sorted(p.parent for p in (output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
