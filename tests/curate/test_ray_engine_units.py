@@ -82,3 +82,12 @@ def test_import_path_backends_load_and_bad_paths_say_why():
         load_object("megastyle.testing.faults:Nope")
     with pytest.raises(ValueError, match="cannot import module"):
         load_object("megastyle.no_such_module:X")
+
+
+def test_the_ray_engine_without_ray_installed_says_how_to_get_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ValueError, match=r"megastyle\[ray\]"):
+        make_engine("ray", 2)

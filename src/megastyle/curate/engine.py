@@ -133,6 +133,10 @@ def make_engine(name: str, workers: int = 1, ray: Any = None) -> Engine:
     if name == "local":
         return LocalEngine(workers)
     if name == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("engine 'ray' needs Ray: pip install 'megastyle[ray]' (ray[data]) on every node")
         from megastyle.curate.ray_engine import RayEngine, RaySettings
 
         return RayEngine(ray if ray is not None else RaySettings(), default_workers=workers)
