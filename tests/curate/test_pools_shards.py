@@ -40,7 +40,7 @@ def test_megastyle_shards_via_shard_reader_with_role_caption(tmp_path: Path) -> 
     content_items, _ = read_pool(PoolSpec(path=tmp_path / "mega", role="content", name="c"))
     assert [i.caption for i in content_items] == ["content 0", "content 1", "content 2", "content 3"]
     assert content_items[3].id == "c/train-00000/s1_c3"
-    assert content_items[3].image_bytes == png(3) and content_items[3].load_image().size == (8, 8)
+    assert content_items[3].read_bytes() == png(3) and content_items[3].load_image().size == (8, 8)
     one_file = read_pool(PoolSpec(path=tmp_path / "mega" / "train-00000.parquet"))[0]
     assert one_file[0].id == "train-00000/s0_c0"
 
@@ -62,7 +62,7 @@ def test_generic_parquet_struct_and_binary_columns(tmp_path: Path) -> None:
     pq.write_table(struct, tmp_path / "struct.parquet")
     items, rejects = read_pool(PoolSpec(path=tmp_path / "struct.parquet", image_column="img"))
     assert [(i.id, i.caption) for i in items] == [("struct/0", "a fox"), ("struct/1", "external file")]
-    assert items[0].image_bytes == png(1) and items[1].path == str(tmp_path / "ext.png")
+    assert items[0].read_bytes() == png(1) and items[1].path == str(tmp_path / "ext.png")
     causes = {r.item: r.cause for r in rejects}
     assert "zero-byte" in causes["struct/2"] and "missing image file" in causes["struct/3"]
     assert "no image" in causes["struct/4"]
@@ -129,7 +129,7 @@ def test_webdataset_tar_samples_captions_and_rejects(tmp_path: Path) -> None:
         ("wds/shard-000/dir/0003", None),
         ("wds/shard-001/k", "second shard"),
     ]
-    assert items[0].image_bytes == png(1) and items[0].source == str(shard)
+    assert items[0].read_bytes() == png(1) and items[0].source == str(shard)
     causes = {r.item.rsplit("/", 1)[1]: r.cause for r in rejects}
     assert "no image member" in causes["0004"] and "zero-byte" in causes["0005"]
     assert "not text (int)" in causes["0006"] and "not valid JSON" in causes["0007"]
@@ -154,7 +154,7 @@ def test_truncated_tar_keeps_whole_samples_and_goes_on(tmp_path: Path) -> None:
     assert any(r.item == "pool/a" and "tar stream broken" in r.cause for r in seen)
     assert any(r.item == "pool/a/0002" and "unreadable tar member" in r.cause for r in seen)
     broken = [i for i in items if i.id.startswith("pool/a/")]
-    assert all(len(i.image_bytes or b"") == 40 * len(png(int(i.id[-4:]))) for i in broken)
+    assert all(len(i.read_bytes()) == 40 * len(png(int(i.id[-4:]))) for i in broken)
 
 
 def test_stream_shuffle_is_seeded_and_complete(tmp_path: Path) -> None:

@@ -7,26 +7,41 @@ from pathlib import Path
 
 from PIL import Image
 
+from megastyle.curate.members import read_member
 from megastyle.data import decode_image
 
 
 @dataclass(frozen=True)
 class PoolItem:
-    """One image of a style or content pool: bytes or a file path, plus an optional sidecar caption."""
+    """One image of a style or content pool: bytes, a file path, or a member of a container file.
+
+    ``member`` set: the image is inside the file at ``path`` (a Parquet row, an uncompressed tar
+    member; see ``curate.members``) and is read only when needed.
+    """
 
     id: str
     source: str  # where it came from: a folder, shard or list file, for rejects and the dataset card
     image_bytes: bytes | None = None
     path: str | None = None
     caption: str | None = None
+    member: str | None = None
+
+    def read_bytes(self) -> bytes:
+        """The encoded image: held bytes, the file, or the member of the container file."""
+        if self.image_bytes is not None:
+            return self.image_bytes
+        if self.path is None:
+            raise ValueError(f"pool item {self.id}: neither image bytes nor a path")
+        if self.member is not None:
+            return read_member(self.path, self.member)
+        return Path(self.path).read_bytes()
 
     def load_image(self, max_pixels: int | None = None) -> Image.Image:
         """Decode the image safely to RGB; raises ``ImageDecodeError`` naming this item."""
-        data = self.image_bytes
-        if data is None:
-            if self.path is None:
-                raise ValueError(f"pool item {self.id}: neither image bytes nor a path")
-            data = Path(self.path).read_bytes()
+        try:
+            data = self.read_bytes()
+        except OSError as err:
+            raise ValueError(f"pool item {self.id}: cannot read {self.path}: {err}") from err
         kwargs = {"max_pixels": max_pixels} if max_pixels else {}
         return decode_image(data, item=self.id, **kwargs)
 

@@ -81,7 +81,7 @@ class RunContext:
 
 ITEM_SCHEMA = pa.schema(
     [("id", pa.string()), ("source", pa.string()), ("path", pa.string()), ("image", pa.binary()),
-     ("caption", pa.string())]
+     ("caption", pa.string()), ("member", pa.string())]
 )  # fmt: skip
 CAPTION_SCHEMA = pa.schema(
     [("item_id", pa.string()), ("kind", pa.string()), ("text", pa.string()), ("attributes_json", pa.string()),
@@ -90,10 +90,10 @@ CAPTION_SCHEMA = pa.schema(
 
 
 def items_to_table(items: list[PoolItem]) -> pa.Table:
-    """Pool items as a table (image bytes only for items that have no file path)."""
+    """Pool items as a table (image bytes only for items without a file path or container reference)."""
     rows = [
         {"id": i.id, "source": i.source, "path": i.path, "image": None if i.path else i.image_bytes,
-         "caption": i.caption}
+         "caption": i.caption, "member": i.member}
         for i in items
     ]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)
@@ -101,10 +101,8 @@ def items_to_table(items: list[PoolItem]) -> pa.Table:
 
 def items_from_table(table: pa.Table) -> list[PoolItem]:
     """Inverse of ``items_to_table``."""
-    return [
-        PoolItem(id=r["id"], source=r["source"], image_bytes=r["image"], path=r["path"], caption=r["caption"])
-        for r in table.to_pylist()
-    ]
+    fields = ("id", "source", "path", "caption", "member")
+    return [PoolItem(image_bytes=r["image"], **{f: r.get(f) for f in fields}) for r in table.to_pylist()]
 
 
 def captions_to_table(captions: list[Caption]) -> pa.Table:

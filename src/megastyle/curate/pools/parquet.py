@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from megastyle.curate.items import PoolItem
+from megastyle.curate.members import parquet_member
 from megastyle.curate.pools.rows import caption_columns, file_item, pick, shard_prefix, with_caption
 from megastyle.curate.pools.spec import DEFAULT_IMAGE_COLUMNS, Entry, PoolSpec
 from megastyle.data import ALL_COLUMNS, OFFICIAL_COLUMNS, Reject, ShardReader
@@ -58,18 +59,25 @@ def iter_parquet_file(path: Path, spec: PoolSpec) -> Iterator[Entry]:
                 if isinstance(row_id, str | int) and row_id != ""
                 else f"{prefix}/{index}"
             )
-            yield _parquet_item(item_id, row, image_column, captions, path, spec)
+            yield _parquet_item(item_id, row, index, image_column, captions, path, spec)
     except (OSError, ValueError, pa.ArrowException) as exc:  # unreadable file or a corrupt page mid-file
         yield Reject(prefix, f"{path}: unreadable Parquet: {type(exc).__name__}: {exc}")
 
 
 def _parquet_item(
-    item_id: str, row: dict[str, Any], column: str, captions: tuple[str, ...], path: Path, spec: PoolSpec
+    item_id: str,
+    row: dict[str, Any],
+    index: int,
+    column: str,
+    captions: tuple[str, ...],
+    path: Path,
+    spec: PoolSpec,
 ) -> Entry:
     value = row.get(column)
     data, ref = (value.get("bytes"), value.get("path")) if isinstance(value, dict) else (value, None)
     if data:
-        item: Entry = PoolItem(item_id, str(path), image_bytes=bytes(data))
+        # A reference, not a copy: the bytes are read again from this row when the item is captioned.
+        item: Entry = PoolItem(item_id, str(path), path=str(path), member=parquet_member(index, column))
     elif ref and not data:
         # HF Image struct with only a path: a file next to the shard (or absolute).
         item = file_item(item_id, path.parent / ref, str(path))

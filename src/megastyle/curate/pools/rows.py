@@ -6,6 +6,7 @@ import csv
 import json
 import stat
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def with_caption(item: PoolItem, value: object, where: str, spec: PoolSpec) -> E
         return Reject(item.id, cause)
     if caption is None and spec.require_caption:
         return Reject(item.id, f"{where}: no caption (require_caption is set)")
-    return PoolItem(item.id, item.source, item.image_bytes, item.path, caption)
+    return replace(item, caption=caption)
 
 
 def file_item(item_id: str, path: Path, source: str) -> Entry:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from megastyle.curate.items import PoolItem
+from megastyle.curate.members import tar_member
 from megastyle.curate.pools.rows import caption_columns, pick, shard_prefix, with_caption
 from megastyle.curate.pools.spec import TAR_SUFFIXES, Entry, PoolSpec
 from megastyle.data import Reject
@@ -21,7 +22,21 @@ def _split_key(member_name: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
-def _tar_sample(item_id: str, members: dict[str, bytes | Exception], source: str, spec: PoolSpec) -> Entry:
+def _is_plain_tar(path: Path) -> bool:
+    """True when the file is an uncompressed tar, whose members can be read later by byte offset."""
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    compressed = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd
+    return not any(head.startswith(magic) for magic in compressed)
+
+
+def _tar_sample(
+    item_id: str,
+    members: dict[str, bytes | Exception],
+    source: str,
+    spec: PoolSpec,
+    spans: dict[str, tuple[int, int]] | None = None,
+) -> Entry:
     image_exts = [e.lstrip(".").lower() for e in spec.extensions]
     ext = next((e for e in image_exts if e in members), None)
     if ext is None:
@@ -31,7 +46,10 @@ def _tar_sample(item_id: str, members: dict[str, bytes | Exception], source: str
         return Reject(item_id, f"{source}: unreadable tar member .{ext}: {data}")
     if not data:
         return Reject(item_id, f"{source}: zero-byte image member .{ext}")
-    item = PoolItem(item_id, source, image_bytes=data)
+    if spans is not None and ext in spans:  # a reference into the plain tar, not a copy of the bytes
+        item = PoolItem(item_id, source, path=source, member=tar_member(*spans[ext]))
+    else:
+        item = PoolItem(item_id, source, image_bytes=data)
     for ext in ("txt", "json"):
         if isinstance(members.get(ext), Exception):
             return Reject(item_id, f"{source}: unreadable tar member .{ext}: {members[ext]}")
@@ -54,6 +72,7 @@ def iter_tar(path: Path, spec: PoolSpec) -> Iterator[Entry]:
     prefix, source = shard_prefix(spec, path, TAR_SUFFIXES), str(path)
     key: str | None = None
     members: dict[str, bytes | Exception] = {}
+    spans: dict[str, tuple[int, int]] | None = {} if _is_plain_tar(path) else None
     done: set[str] = set()  # keys already emitted: a key that comes back would duplicate an id
     try:
         with tarfile.open(path, mode="r|*") as stream:
@@ -66,20 +85,23 @@ def iter_tar(path: Path, spec: PoolSpec) -> Iterator[Entry]:
                     continue
                 if member_key != key:
                     if key is not None:
-                        yield _tar_sample(f"{prefix}/{key}", members, source, spec)
+                        yield _tar_sample(f"{prefix}/{key}", members, source, spec, spans)
                         done.add(key)
                     key, members = member_key, {}
+                    spans = {} if spans is not None else None
                 try:
                     handle = stream.extractfile(member) if member.isfile() else None
                     if handle is None:
                         raise tarfile.ExtractError(f"{member.name} is not a regular file")
                     members[ext] = handle.read()
+                    if spans is not None:
+                        spans[ext] = (member.offset_data, member.size)
                 except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
                     members[ext] = exc
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         if key is not None:  # members read before the break are whole; judge that sample on its own
-            yield _tar_sample(f"{prefix}/{key}", members, source, spec)
+            yield _tar_sample(f"{prefix}/{key}", members, source, spec, spans)
             key = None
         yield Reject(prefix, f"{path}: tar stream broken, rest of shard skipped: {type(exc).__name__}: {exc}")
     if key is not None:
-        yield _tar_sample(f"{prefix}/{key}", members, source, spec)
+        yield _tar_sample(f"{prefix}/{key}", members, source, spec, spans)
