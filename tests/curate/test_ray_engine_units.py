@@ -88,6 +88,8 @@ def test_the_ray_engine_without_ray_installed_says_how_to_get_it(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
     with pytest.raises(ValueError, match=r"megastyle\[ray\]"):
         make_engine("ray", 2)
