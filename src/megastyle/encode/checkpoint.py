@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from megastyle.checkpoints import CHECKPOINTS, latest_checkpoint, prune_checkpoints
 from megastyle.encode.losses import SSCLLoss
 from megastyle.encode.model import StyleEncoder
-
-CHECKPOINTS = "checkpoints"
 
 
 def _rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -46,12 +44,6 @@ def _set_rng_states(tensors: dict[str, torch.Tensor], json_state: dict[str, Any]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     version, internal, python_gauss = json_state["python"]
     random.setstate((version, tuple(internal), python_gauss))
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder (one with ``trainer_state.json``), if any."""
-    done = sorted((output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
-    return done[-1].parent if done else None
 
 
 def save_checkpoint(
@@ -105,7 +97,4 @@ def load_checkpoint(
     return json.loads((folder / "trainer_state.json").read_text())
 
 
-def prune_checkpoints(output_dir: Path, keep: int) -> None:
-    done = sorted(p.parent for p in (output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
-    for old in done[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+__all__ = ["CHECKPOINTS", "latest_checkpoint", "load_checkpoint", "prune_checkpoints", "save_checkpoint"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from megastyle.checkpoints import CHECKPOINTS, latest_checkpoint, prune_checkpoints
 from megastyle.config import ConfigError
 from megastyle.transfer.cache import CacheSpec, FluxEncoders, LatentCache, batch_tensors, epoch_loader
 from megastyle.transfer.data import RowImages, batches_per_epoch, load_rows, stream_seed, trainable_rows
@@ -35,7 +35,6 @@ from megastyle.transfer.latents import predict_target_velocity
 from megastyle.transfer.lora import DEFAULT_ADAPTER, save_lora
 from megastyle.transfer.train_config import TrainTransferConfig
 
-CHECKPOINTS = "checkpoints"
 LOG_NAME = "train_log.jsonl"
 # What FluxPipeline.load_lora_weights(folder) looks for.
 DIFFUSERS_LORA_NAME = "pytorch_lora_weights.safetensors"
@@ -183,12 +182,6 @@ def load_pipeline(model: Path, dtype: torch.dtype) -> Any:
 
 
 # ----- checkpoints -------------------------------------------------------------------------------
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder (one with ``trainer_state.json``), if any."""
-    done = sorted((output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
-    return done[-1].parent if done else None
-
-
 def save_checkpoint(
     folder: Path,
     transformer: Any,
@@ -243,13 +236,6 @@ def load_checkpoint(
     return json.loads((folder / "trainer_state.json").read_text())
 
 
-def _prune_checkpoints(output_dir: Path, keep: int) -> None:
-    done = sorted(p.parent for p in (output_dir / CHECKPOINTS).glob("step-*/trainer_state.json"))
-    for old in done[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-# ----- the loop ----------------------------------------------------------------------------------
 def train_transfer(cfg: TrainTransferConfig, pipeline: Any | None = None) -> TrainTransferResult:
     """Train (or resume) the MegaStyle LoRA; ``pipeline`` may be an already loaded ``MegaStyleFluxPipeline``.
 
@@ -323,7 +309,7 @@ def train_transfer(cfg: TrainTransferConfig, pipeline: Any | None = None) -> Tra
         save_checkpoint(folder, trained, optimizer, scheduler, noise_generator, state, rank, is_main)
         accelerator.wait_for_everyone()
         if is_main:
-            _prune_checkpoints(out, cfg.keep_checkpoints)
+            prune_checkpoints(out, cfg.keep_checkpoints)
 
     last_loss: float | None = None
     started = time.perf_counter()
