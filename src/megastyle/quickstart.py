@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from rich.console import Console
@@ -37,7 +37,10 @@ class QuickstartConfig(CommandConfig):
     contents_per_style: int = Field(8, ge=1, description="Images per style (N in the paper: 8).")
     image_size: int = Field(256, ge=16, le=2048, description="Square image side in pixels.")
     backend: str = Field("procedural", description="Text-to-image backend of the generate stage.")
-    workers: int = Field(2, ge=1, description="Worker processes.")
+    workers: int = Field(2, ge=1, description="Worker processes (or Ray actors) per curation stage.")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Curation engine: local processes, or a Ray cluster started on this machine."
+    )
     shard_size: int = Field(128, ge=1, description="Rows per Parquet shard (the release uses 80,000).")
     row_group_size: int = Field(100, ge=1, description="Rows per Parquet row group (the release uses 100).")
     sheet_columns: int = Field(8, ge=1, description="Images per style row in the contact sheet.")
@@ -80,6 +83,7 @@ class QuickstartConfig(CommandConfig):
                 "resume": True,
                 "seed": self.seed,
                 "workers": self.workers,
+                "engine": self.engine,
                 "progress": self.progress,
                 "pools": {
                     "style": [{"path": pools.style_dir, "role": "style"}],

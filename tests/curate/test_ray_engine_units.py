@@ -93,3 +93,12 @@ def test_the_ray_engine_without_ray_installed_says_how_to_get_it(monkeypatch):
     )
     with pytest.raises(ValueError, match=r"megastyle\[ray\]"):
         make_engine("ray", 2)
+
+
+def test_quickstart_passes_its_engine_to_curation(tmp_path):
+    from megastyle.curate.synthetic_pools import make_procedural_pools
+    from megastyle.quickstart import QuickstartConfig
+
+    pools = make_procedural_pools(tmp_path, 2, 2, size=32, plant_bad_items=False)
+    assert QuickstartConfig(engine="ray").curate_config(pools).engine == "ray"
+    assert QuickstartConfig().curate_config(pools).engine == "local"
