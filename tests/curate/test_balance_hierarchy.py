@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from megastyle.curate.balance import Hierarchy, check_ks, hierarchical_kmeans
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These problems are tiny: one thread avoids oversubscription stalls when the machine is busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _unit_blobs(n_blobs: int, per_blob: int, dim: int, seed: int) -> np.ndarray:

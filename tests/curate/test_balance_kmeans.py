@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from megastyle.curate.balance import assign, kmeans
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These problems are tiny: one thread avoids oversubscription stalls when the machine is busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from megastyle.curate.balance import (
     Hierarchy,
@@ -17,15 +15,6 @@ from megastyle.curate.balance import (
     water_fill,
 )
 from megastyle.curate.balance.grouping import group_members
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These problems are tiny: one thread avoids oversubscription stalls when the machine is busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 from megastyle.config import ConfigError, load_config
 from megastyle.curate.balance import (
@@ -24,15 +23,6 @@ from megastyle.curate.balance import (
 )
 
 N_DENSE, N_SPARSE = 3, 30
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These problems are tiny: one thread avoids oversubscription stalls when the machine is busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
