@@ -9,6 +9,7 @@ A tar reference is the byte offset and size of the member's data.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -65,7 +66,7 @@ def _parquet_image(path: str, row: int, column: str) -> bytes:
             _starts[path] = starts
     if not 0 <= row < starts[-1]:
         raise ValueError(f"{path}: row {row} is outside the file's {starts[-1]} rows")
-    group = max(g for g in range(len(starts) - 1) if starts[g] <= row)
+    group = bisect.bisect_right(starts, row) - 1  # per item: a scan of every row group would not do
     key = (path, group, column)
     with _lock:
         values = _cache.get(key)
