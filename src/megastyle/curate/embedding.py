@@ -162,7 +162,7 @@ def embed_texts(
 
 @dataclass(frozen=True)
 class TextEmbedderFactory:
-    """Builds a ``TextEmbedder`` in a worker; equal settings compare equal, so a worker reuses its model."""
+    """Gives a worker its ``TextEmbedder``: the process-wide cached one, so repeated stages load the model once."""
 
     model_path: str | None = None
     device: str | None = None
@@ -170,7 +170,7 @@ class TextEmbedderFactory:
 
     def __call__(self) -> TextEmbedder:
         """The embedder (its model loads on first use)."""
-        return TextEmbedder(self.model_path, device=self.device, batch_size=self.batch_size)
+        return load_text_embedder(self.model_path, device=self.device, batch_size=self.batch_size)
 
 
 def embed_stage(batch: Sequence[str], embedder: TextEmbedder) -> np.ndarray:

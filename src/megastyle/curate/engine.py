@@ -81,18 +81,6 @@ class LocalEngine:
         if workers < 1:
             raise ValueError(f"local engine: workers must be >= 1, got {workers}")
         self.workers = workers
-        # The last in-process resource, reused while the same factory (by value) asks again:
-        # the dedup and balance stages embed four times with one text model.
-        self._resident: tuple[Any, Any] | None = None
-
-    def _in_process_resource(self, factory: ResourceFactory | None) -> Any:
-        if factory is None:
-            return None
-        if self._resident is not None and self._resident[0] == factory:
-            return self._resident[1]
-        resource = factory()
-        self._resident = (factory, resource) if _compares_by_value(factory) else None
-        return resource
 
     def map_batches(
         self,
@@ -106,7 +94,7 @@ class LocalEngine:
             return
         workers = min(spec.workers if spec and spec.workers else self.workers, len(batches))
         if workers == 1:
-            resource = self._in_process_resource(resource_factory)
+            resource = resource_factory() if resource_factory is not None else None
             for batch in batches:
                 yield fn(batch, resource)
             return
@@ -119,13 +107,7 @@ class LocalEngine:
         return fn(*args)
 
     def close(self) -> None:
-        """Drop the resident resource."""
-        self._resident = None
-
-
-def _compares_by_value(factory: Any) -> bool:
-    """True for factories with value equality (dataclasses); partials compare by identity only."""
-    return type(factory).__eq__ is not object.__eq__
+        """Nothing to release: each pool ends with its ``map_batches`` call."""
 
 
 def make_engine(name: str, workers: int = 1, ray: Any = None) -> Engine:
