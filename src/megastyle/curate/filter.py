@@ -156,10 +156,6 @@ def color_texture_stats(
 
 
 # -- scoring (the stage function) ---------------------------------------------------------------
-def _score_one(group: StyleGroup, embeddings: np.ndarray, outlier_mads: float, min_gap: float) -> StyleScore:
-    return score_group_embeddings(group.style_id, embeddings, outlier_mads, min_gap)
-
-
 def score_group_embeddings(
     style_id: int, embeddings: np.ndarray, outlier_mads: float = 3.5, min_gap: float = 0.05
 ) -> StyleScore:
@@ -203,7 +199,9 @@ def score_style_groups(
     scores, start = [], 0
     for group in groups:
         stop = start + len(group.images)
-        scores.append(_score_one(group, embeddings[start:stop], outlier_mads, outlier_min_gap))
+        scores.append(
+            score_group_embeddings(group.style_id, embeddings[start:stop], outlier_mads, outlier_min_gap)
+        )
         start = stop
     return scores
 
@@ -223,7 +221,7 @@ def _score_alone(group: StyleGroup, embed: Embedder, outlier_mads: float, min_ga
         return StyleScore(
             group.style_id, len(group.images), math.nan, math.nan, error=f"{type(exc).__name__}: {exc}"
         )
-    return _score_one(group, embeddings, outlier_mads, min_gap)
+    return score_group_embeddings(group.style_id, embeddings, outlier_mads, min_gap)
 
 
 # -- the decision (global: needs every score) ---------------------------------------------------

@@ -135,13 +135,6 @@ class RayEngine:
             ray.shutdown()
         self._started_cluster = False
 
-    def cluster_resources(self) -> dict[str, float]:
-        """The cluster's total resources (CPU, GPU, memory, ...)."""
-        import ray
-
-        self.connect()
-        return dict(ray.cluster_resources())
-
     # ------------------------------------------------------------ work
 
     def map_batches(
