@@ -9,6 +9,7 @@ by construction, which is what a style encoder is trained to recover.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -25,7 +26,12 @@ from megastyle.curate.generators.procedural.effects import (
 )
 from megastyle.curate.generators.procedural.layout import GROUND, SKY, LabelMap, label_map
 from megastyle.curate.generators.procedural.media import Canvas, apply_medium
-from megastyle.curate.generators.procedural.style import Palette, StyleSpec, style_spec
+from megastyle.curate.generators.procedural.style import (
+    Palette,
+    StyleSpec,
+    style_spec,
+    vary_palette,
+)
 from megastyle.curate.generators.procedural.textures import F32, color_edges, grid, mix, pattern_mask
 from megastyle.prompts.attributes import StyleAttributes
 from megastyle.prompts.content import ContentPrompt
@@ -107,8 +113,13 @@ class ProceduralRenderer:
 
     name = "procedural"
 
-    def __init__(self, default_size: int = 256) -> None:
+    def __init__(self, default_size: int = 256, shade_variation: float = 0.0) -> None:
+        if not 0.0 <= shade_variation <= 1.0:
+            raise ValueError(f"procedural: shade_variation must be in [0, 1], got {shade_variation}")
         self.default_size = default_size
+        # Why: a real text-to-image model paints one palette in different shades every time, so
+        # colour statistics vary inside a style and a colour histogram is no longer a perfect key.
+        self.shade_variation = float(shade_variation)
 
     def render_array(
         self, style: StyleAttributes, content: ContentPrompt, seed: int, size: int = 256
@@ -116,6 +127,8 @@ class ProceduralRenderer:
         """Render parsed prompts to an (size, size, 3) uint8 array."""
         size = int(np.clip(size, MIN_SIZE, MAX_SIZE))
         spec = style_spec(style)
+        if self.shade_variation:
+            spec = replace(spec, palette=vary_palette(spec.palette, int(seed), self.shade_variation))
         layout = label_map(content, int(seed), size)
         flat, pattern = flat_scene(spec, layout, size)
         variant = (stable_hash(spec.medium, "variant") + int(seed)) % 4

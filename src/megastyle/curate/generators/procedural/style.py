@@ -191,6 +191,33 @@ def make_palette(dominant: tuple[str, ...], accents: tuple[str, ...], key: str) 
     )
 
 
+def vary_palette(palette: Palette, seed: int, amount: float) -> Palette:
+    """The palette as one rendering of it: every colour shifted by one seeded hue/saturation/value change.
+
+    A text-to-image model never paints "red and brown" in the same shades twice; ``amount`` 1 means
+    hue ±0.06 turns, saturation and value ×e^±0.25.
+    """
+    if amount <= 0:
+        return palette
+    rng = np.random.default_rng([stable_hash("palette variation"), seed & 0xFFFFFFFF])
+    dh, ds, dv = rng.uniform(-1, 1, 3) * amount * np.array([0.06, 0.25, 0.25])
+
+    def shift(c: np.ndarray) -> np.ndarray:
+        h, s, v = colorsys.rgb_to_hsv(*np.clip(c, 0, 1).tolist())
+        rgb = colorsys.hsv_to_rgb((h + dh) % 1.0, min(1.0, s * np.exp(ds)), min(1.0, v * np.exp(dv)))
+        return np.asarray(rgb, np.float32)
+
+    return Palette(
+        shift(palette.background),
+        shift(palette.ground),
+        tuple(shift(c) for c in palette.bodies),
+        tuple(shift(c) for c in palette.accents),
+        shift(palette.dark),
+        shift(palette.light),
+        np.stack([shift(c) for c in palette.colors]),
+    )
+
+
 # --- lighting ---------------------------------------------------------------------------------
 
 
