@@ -67,7 +67,8 @@ class QuickstartConfig(CommandConfig):
     holdout_fraction: float = Field(0.25, gt=0, lt=1, description="Share of styles held out for retrieval.")
     # Held-out mAP, trained / colour histogram / untrained, 160 styles with shade variation:
     # 16 epochs: seed 0 0.749 / 0.696 / 0.537, seed 1 0.746 / 0.726 / 0.528, seed 2 0.786 / 0.727 / 0.589;
-    # 32 epochs, seed 1: 0.762 / 0.726 / 0.528 (mAP@10 0.679 vs the histogram's 0.671, where 16 gave 0.667).
+    # 32 epochs: seed 0 0.737 / 0.696 / 0.537, seed 1 0.762 / 0.726 / 0.528 (mAP@10 0.679 vs the
+    # histogram's 0.671, where 16 epochs gave 0.667).
     encoder_epochs: int = Field(32, ge=1, description="Training epochs of the tiny encoder.")
     encoder_image_size: int = Field(
         64, ge=16, description="Input side of the tiny encoder (a multiple of its 16-pixel patches)."
