@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from megastyle.cli.common import config_command
+from megastyle.cli.common import config_command, resolve_device
 from megastyle.cli.encoder_commands import EncoderSourceMixin, load_encoder_from_config
 from megastyle.config import CommandConfig, ConfigError
 
@@ -73,12 +73,6 @@ def build_embedder(spec: EncoderSpec, device: str = "cpu") -> Embedder:
             encoder = StyleEncoder(like.config)
         return encoder.eval().to(device)
     return baselines.HFTowerEmbedder(spec.path, device=device)
-
-
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 class RetrievalConfig(CommandConfig):
@@ -153,7 +147,7 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
     )
     from megastyle.bench.retrieval_eval import evaluate
 
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     benchmarks = []
     try:
         if cfg.benchmark is not None:
@@ -207,7 +201,7 @@ def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
 
     if cfg.source is None:
         raise ConfigError("set --source SHARDS")
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     qualities = {}
     for spec in cfg.encoders:
         try:

@@ -64,3 +64,10 @@ def config_command(
         return run
 
     return decorator
+
+
+def resolve_device(name: str) -> str:
+    """'auto' → cuda when available, else cpu; any other name is returned as given."""
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name

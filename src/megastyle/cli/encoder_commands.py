@@ -12,7 +12,7 @@ from PIL import Image
 from pydantic import Field
 from rich.console import Console
 
-from megastyle.cli.common import OVERRIDE_SETTINGS, config_command, fields_epilog
+from megastyle.cli.common import OVERRIDE_SETTINGS, config_command, fields_epilog, resolve_device
 from megastyle.config import CommandConfig, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -81,14 +81,6 @@ class ScoreConfig(EncoderSourceMixin):
     json_output: bool = Field(False, description="Print a JSON object instead of the official text line.")
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def load_encoder_from_config(cfg: EncoderSourceMixin) -> StyleEncoder:
     """Build the configured encoder (folder, or official .pth + base) on its device and dtype."""
     import torch
@@ -97,7 +89,7 @@ def load_encoder_from_config(cfg: EncoderSourceMixin) -> StyleEncoder:
     from megastyle.encode.official import load_official_encoder
 
     dtype = getattr(torch, cfg.dtype)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.official_pth is not None:
         if cfg.base_model is None:
             raise ConfigError(

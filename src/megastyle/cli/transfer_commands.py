@@ -13,7 +13,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from megastyle.cli.common import config_command
+from megastyle.cli.common import config_command, resolve_device
 from megastyle.config import CommandConfig, ConfigError
 
 console = Console()
@@ -95,13 +95,6 @@ class TransferBenchConfig(GenerationSettings):
 
 
 # ----- shared helpers ---------------------------------------------------------------------------
-def resolve_device(name: str) -> str:
-    """'auto' → cuda when available, else cpu."""
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def resolve_dtype(name: DType, device: str) -> Any:
     """'auto' → bf16 on CUDA, fp32 elsewhere."""
     import torch
