@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+from megastyle.config import ConfigError
 
 CHECKPOINTS = "checkpoints"
 
@@ -24,3 +28,11 @@ def prune_checkpoints(output_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` complete checkpoints."""
     for old in completed_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_resume_key(checkpoint: Path, resume_key: dict[str, Any]) -> None:
+    """Refuse to resume ``checkpoint`` unless its saved ``resume_key`` equals this run's, naming what differs."""
+    saved = json.loads((checkpoint / "trainer_state.json").read_text()).get("resume_key", {})
+    if saved != resume_key:
+        differing = sorted(k for k in saved.keys() | resume_key.keys() if saved.get(k) != resume_key.get(k))
+        raise ConfigError(f"{checkpoint} was written with other settings {differing}; set resume = false")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from megastyle.checkpoints import check_resume_key
 from megastyle.config import ConfigError
 from megastyle.encode.checkpoint import (
     CHECKPOINTS,
@@ -234,10 +235,7 @@ class SSCLTrainer:
         previous = latest_checkpoint(self.out)
         if previous is None:
             return None
-        saved = json.loads((previous / "trainer_state.json").read_text()).get("resume_key", {})
-        differing = sorted(k for k, v in self.cfg.resume_key().items() if saved.get(k) != v)
-        if differing:
-            raise ConfigError(f"{previous} was written with other settings {differing}; set resume = false")
+        check_resume_key(previous, self.cfg.resume_key())
         state = load_checkpoint(
             previous,
             encoder=self.encoder,

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from megastyle.checkpoints import CHECKPOINTS, latest_checkpoint, prune_checkpoints
+from megastyle.checkpoints import CHECKPOINTS, check_resume_key, latest_checkpoint, prune_checkpoints
 from megastyle.config import ConfigError
 from megastyle.transfer.cache import CacheSpec, FluxEncoders, LatentCache, batch_tensors, epoch_loader
 from megastyle.transfer.data import RowImages, batches_per_epoch, load_rows, stream_seed, trainable_rows
@@ -293,10 +293,7 @@ def train_transfer(cfg: TrainTransferConfig, pipeline: Any | None = None) -> Tra
     step, epoch, position = 0, 0, 0
     previous = latest_checkpoint(out) if cfg.resume else None
     if previous is not None:
-        saved = json.loads((previous / "trainer_state.json").read_text()).get("resume_key", {})
-        if saved != cfg.resume_key():
-            differing = sorted(k for k, v in cfg.resume_key().items() if saved.get(k) != v)
-            raise ConfigError(f"{previous} was written with other settings ({differing}); use resume = false")
+        check_resume_key(previous, cfg.resume_key())
         state = load_checkpoint(previous, transformer, optimizer, scheduler, noise_generator, rank)
         step, epoch, position = state["step"], state["epoch"], state["position"]
     model = accelerator.prepare(transformer)
