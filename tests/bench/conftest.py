@@ -1,8 +1,10 @@
-"""A small procedural style dataset shared by the benchmark tests (built once per session)."""
+"""Shared by the benchmark tests: a small procedural style dataset (built once per session), the FLUX GPU script."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -30,3 +32,16 @@ def render_procedural(out: Path, *, num_styles: int = NUM_STYLES, per_style: int
 def procedural_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of shards: 96 rows, 16 styles, contents shared across styles."""
     return render_procedural(tmp_path_factory.mktemp("procedural") / "shards")
+
+
+FLUX_BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "bench_flux_transfer.py"
+
+
+@pytest.fixture
+def flux_bench_script() -> ModuleType:
+    """``benchmarks/gpu/bench_flux_transfer.py`` loaded afresh, so a test may patch it freely."""
+    spec = importlib.util.spec_from_file_location("bench_flux_transfer", FLUX_BENCH_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

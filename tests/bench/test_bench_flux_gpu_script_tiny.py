@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,16 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "bench_flux_transfer.py"
 FAST = ["--tiny", "--iters", "1", "--warmup", "0"]
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_flux_transfer_tiny", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -34,10 +24,11 @@ def cudnn_sdp_flag() -> Iterator[None]:
     torch.backends.cuda.enable_cudnn_sdp(before)
 
 
-def test_training_runs_in_a_child_after_inference_and_stops_at_the_first_success(tmp_path: Path) -> None:
-    script = _script()
-    out = script.main([*FAST, "--max-batch-512", "1", "--max-batch-train", "2",
-                       "--train-variants", "trainer", "blocking", "--json", str(tmp_path / "r.json")])  # fmt: skip
+def test_training_runs_in_a_child_after_inference_and_stops_at_the_first_success(
+    flux_bench_script: ModuleType, tmp_path: Path
+) -> None:
+    out = flux_bench_script.main([*FAST, "--max-batch-512", "1", "--max-batch-train", "2",
+                                   "--train-variants", "trainer", "blocking", "--json", str(tmp_path / "r.json")])  # fmt: skip
     assert out["errors"] == []
     seen = {(r["mode"], r["reference"], r["batch"], r.get("variant")) for r in out["rows"]}
     infer = {("infer", ref, 1, None) for ref in (True, False)}
@@ -54,21 +45,20 @@ def test_training_runs_in_a_child_after_inference_and_stops_at_the_first_success
 
 
 def test_a_failing_training_child_loses_nothing_and_the_next_variant_is_tried(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cudnn_sdp_flag: None
+    flux_bench_script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cudnn_sdp_flag: None
 ) -> None:
-    script = _script()
     launched: list[list[str]] = []
 
     def child_in_process(cmd: list[str], env: dict[str, str], timeout: float, check: bool) -> Any:
         # The real spawn is covered above; here the child's main runs in this process (no second import).
-        assert cmd[:2] == [sys.executable, str(SCRIPT)] and not check and timeout > 0
+        assert cmd[:2] == [sys.executable, flux_bench_script.__file__] and not check and timeout > 0
         launched.append(cmd[2:])
-        return subprocess.CompletedProcess(cmd, script.main(cmd[2:])["returncode"])
+        return subprocess.CompletedProcess(cmd, flux_bench_script.main(cmd[2:])["returncode"])
 
-    monkeypatch.setattr(script.subprocess, "run", child_in_process)
+    monkeypatch.setattr(flux_bench_script.subprocess, "run", child_in_process)
     # Rank 0 makes peft raise inside the child, a real failure of the training section only.
-    out = script.main([*FAST, "--max-batch-512", "1", "--lora-rank", "0",
-                       "--train-variants", "trainer", "blocking", "--json", str(tmp_path / "r.json")])  # fmt: skip
+    out = flux_bench_script.main([*FAST, "--max-batch-512", "1", "--lora-rank", "0",
+                                   "--train-variants", "trainer", "blocking", "--json", str(tmp_path / "r.json")])  # fmt: skip
     assert [cmd[cmd.index("--train-child") + 1] for cmd in launched] == ["trainer", "blocking"]
     assert {(r["mode"], r["reference"], r["batch"]) for r in out["rows"]} == {
         ("infer", True, 1),
@@ -91,16 +81,21 @@ def test_a_failing_training_child_loses_nothing_and_the_next_variant_is_tried(
     [("fused-adamw", "bf16", 1), ("no-cudnn-sdpa", "fp32", 2), ("blocking", "fp32", 2)],
 )
 def test_every_fallback_variant_completes_in_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cudnn_sdp_flag: None, variant: str, dtype: str, cap: int
+    flux_bench_script: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cudnn_sdp_flag: None,
+    variant: str,
+    dtype: str,
+    cap: int,
 ) -> None:
-    script = _script()
-    flags, env = script.TRAIN_VARIANTS[variant]
+    flags, env = flux_bench_script.TRAIN_VARIANTS[variant]
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     path = tmp_path / "child.json"
     # bf16 (the GPU's base dtype: bf16 autocast over fp32 LoRA weights) is slow on a CPU: batch 1 only there.
-    out = script.main([*FAST, "--dtype", dtype, "--max-batch-train", str(cap), "--train-child", variant, *flags,
-                       "--json", str(path)])  # fmt: skip
+    out = flux_bench_script.main([*FAST, "--dtype", dtype, "--max-batch-train", str(cap), "--train-child", variant, *flags,
+                                   "--json", str(path)])  # fmt: skip
     assert out["returncode"] == 0 and out["errors"] == []
     batches = [r["batch"] for r in out["rows"] if r["mode"] == "train" and r["variant"] == variant]
     assert batches == ([1] if variant == "blocking" else list(range(1, cap + 1)))
@@ -110,10 +105,9 @@ def test_every_fallback_variant_completes_in_process(
     assert saved["environment"]["sdpa_enabled"]["cudnn"] is (variant != "no-cudnn-sdpa")
 
 
-def test_a_hung_training_child_is_killed_and_noted(tmp_path: Path) -> None:
-    script = _script()
-    runner = script.Runner(
-        script.parse_args([*FAST, "--train-timeout-s", "0.2", "--json", str(tmp_path / "r.json")])
+def test_a_hung_training_child_is_killed_and_noted(flux_bench_script: ModuleType, tmp_path: Path) -> None:
+    runner = flux_bench_script.Runner(
+        flux_bench_script.parse_args([*FAST, "--train-timeout-s", "0.2", "--json", str(tmp_path / "r.json")])
     )
     assert runner.train_child("trainer", FAST) is False
     assert runner.rows == []

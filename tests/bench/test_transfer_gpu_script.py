@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -13,21 +12,10 @@ import torch
 from megastyle.testing.flux import tiny_flux_transformer
 from megastyle.transfer.lora import kohya_targets
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "bench_flux_transfer.py"
 
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_flux_transfer", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tiny_run_measures_every_configuration(tmp_path: Path) -> None:
-    script = _script()
-    out = script.main(["--tiny", "--no-train", "--max-batch-512", "2", "--iters", "1", "--warmup", "0",
-                       "--json", str(tmp_path / "r.json")])  # fmt: skip
+def test_tiny_run_measures_every_configuration(flux_bench_script: ModuleType, tmp_path: Path) -> None:
+    out = flux_bench_script.main(["--tiny", "--no-train", "--max-batch-512", "2", "--iters", "1", "--warmup", "0",
+                                   "--json", str(tmp_path / "r.json")])  # fmt: skip
     seen = {(r["mode"], r["size"], r["reference"], r["batch"], r["compiled"]) for r in out["rows"]}
     assert seen == {("infer", 64, ref, batch, False) for ref in (True, False) for batch in (1, 2)}
     assert {"goal_64_ref_best_over_b1_eager", "reference_overhead_64_b1_eager"} <= set(out["ratios"])
@@ -36,15 +24,14 @@ def test_tiny_run_measures_every_configuration(tmp_path: Path) -> None:
     assert saved["rows"] == out["rows"] and saved["ratios"] == out["ratios"]
 
 
-def test_lora_targets_are_the_official_modules_with_fp32_weights() -> None:
-    script = _script()
+def test_lora_targets_are_the_official_modules_with_fp32_weights(flux_bench_script: ModuleType) -> None:
     torch.manual_seed(0)
     model = tiny_flux_transformer().eval().to(torch.bfloat16)  # the GPU run's frozen base dtype
     official = {m for group, pieces in kohya_targets(model).items() if "_blocks_" in group for m in pieces}
-    pattern = re.compile(script.LORA_TARGETS)
+    pattern = re.compile(flux_bench_script.LORA_TARGETS)
     matched = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)}
     assert matched == official and len(matched) == 14 + 6  # one double block, one single block
-    params, source = script.add_lora(model, rank=4)
+    params, source = flux_bench_script.add_lora(model, rank=4)
     assert source == "peft" and len(params) == 2 * len(official)
     assert all(p.dtype == torch.float32 and p.requires_grad for p in params)
     frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
