@@ -11,7 +11,8 @@ tensors; attention is diffusers' native backend = torch SDPA):
   the reference (a same-size packed latent joined BEFORE the target with the official ids, through
   ``megastyle.transfer.latents.predict_target_velocity``, the step the pipeline and trainer run), at batch 1 and at
   the largest power-of-two batch that fits (bounded search), eager and with regional ``torch.compile``
-  (each transformer block, ``fullgraph=True``, static shapes);
+  (each transformer block, ``fullgraph=True``, static shapes), optionally after diffusers'
+  ``fuse_qkv_projections`` (``--fuse-qkv``; the change it makes to one step's output is printed);
 - LoRA training samples/s (rank 128 = alpha on attention, MLP and AdaLN modulation linears of every
   block, base bf16, LoRA weights fp32 under bf16 autocast, gradient checkpointing, AdamW as megastyle's
   trainer builds it (foreach), MSE on the target tokens only) at 512² with the reference, batch 1 and the
@@ -133,6 +134,7 @@ class Runner:
         self.t_start = time.perf_counter()
         self.config = TINY_CONFIG if args.tiny else FLUX_DEV_CONFIG
         self.model: Any = None
+        self.fused_qkv = False  # set once --fuse-qkv has fused this process's model (the compiled section)
         self.build_model()
         self.build_s = self.last_build_s
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -330,6 +332,7 @@ class Runner:
             "reference": reference,
             "batch": batch,
             "compiled": compiled,
+            "fused_qkv": self.fused_qkv,
             "ms_per_step": 1000 * step_s,
             "ms_per_image_step": 1000 * step_s / batch,
             "images_per_s": batch / (STEPS_PER_IMAGE * step_s),
@@ -372,8 +375,26 @@ class Runner:
         for name in ("recompile_limit", "cache_size_limit"):
             if hasattr(torch._dynamo.config, name):
                 setattr(torch._dynamo.config, name, 64)
+        if self.args.fuse_qkv:
+            self.fuse_qkv(min(sizes))
         self.model.compile_repeated_blocks(fullgraph=True, dynamic=False)
         self.inference_section(sizes, compiled=True)
+
+    def fuse_qkv(self, size: int) -> float:
+        """diffusers' ``fuse_qkv_projections`` (one GEMM for q/k/v and one for the text stream's); returns and notes
+        the largest change it makes to one step's output, relative to the output's largest value."""
+        self.phase = "fuse_qkv_projections"
+        step = self.infer_step(size, 1, reference=True)  # fixed random inputs: the same for both calls
+        before = step().float()
+        self.model.fuse_qkv_projections()
+        after = step().float()
+        change = float((after - before).abs().max() / before.abs().max().clamp_min(1e-12))
+        fused = sum(bool(getattr(m, "fused_projections", False)) for m in self.model.modules())
+        self.notes.append(f"fused q/k/v in {fused} attention modules; one step's output changed by {change:.2e} "
+                          f"(max |Δ| / max |output|, {self.args.dtype})")  # fmt: skip
+        print(f"  {self.notes[-1]}", flush=True)
+        self.fused_qkv = True
+        return change
 
     def training_section(self, size: int) -> None:
         """LoRA training samples/s at ``size`` with the reference: batch 1 and the largest that fits."""
@@ -525,11 +546,13 @@ def format_row(row: dict[str, Any]) -> str:
     per_image = f"{row['ms_per_image_step']:8.1f}" if "ms_per_image_step" in row else f"{'':8}"
     peak = f"{row['peak_gib']:6.1f}" if row.get("peak_gib") is not None else f"{'-':>6}"
     return (f"{row['mode']:5} {row['size']:5} {'ref' if row['reference'] else '-':>4} {row['batch']:5} "
-            f"{'compile' if row['compiled'] else 'eager':>7} {row['ms_per_step']:9.1f} {per_image} {rate} "
+            f"{('compile' if row['compiled'] else 'eager') + ('+fq' if row.get('fused_qkv') else ''):>10} {row['ms_per_step']:9.1f} {per_image} {rate} "
             f"{peak} {row['warmup_s']:7.1f}" + (f"   [{row['variant']}]" if "variant" in row else ""))  # fmt: skip
 
 
-HEADER = "mode   size  ref batch   kind   ms/step ms/img-st     rate       peakGiB* warm s   (*incl. weights)"
+HEADER = (
+    "mode   size  ref batch      kind   ms/step ms/img-st     rate       peakGiB* warm s   (*incl. weights)"
+)
 
 
 def best(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
@@ -547,7 +570,9 @@ def ratios(rows: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
     top = best(rows, mode="infer", size=small, reference=True)
     if base and top:
         out[f"goal_{small}_ref_best_over_b1_eager"] = top["images_per_s"] / base["images_per_s"]
-        out[f"goal_{small}_ref_best_config"] = {"batch": top["batch"], "compiled": top["compiled"]}
+        out[f"goal_{small}_ref_best_config"] = {
+            k: top.get(k, False) for k in ("batch", "compiled", "fused_qkv")
+        }
     compiled = best(rows, mode="infer", size=small, reference=True, compiled=True)
     if base and compiled:  # the issue's configuration: compiled, at its best batch, against eager batch 1
         out[f"goal_{small}_ref_compiled_best_batch_over_b1_eager"] = (
@@ -633,6 +658,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # A training child's own options (set by the parent from TRAIN_VARIANTS; usable by hand to reproduce one).
     p.add_argument(
         "--train-child", choices=tuple(TRAIN_VARIANTS), default=None, help="Run only the training section."
+    )
+    p.add_argument(
+        "--fuse-qkv",
+        action="store_true",
+        help="Fuse q/k/v projections before compiling (diffusers' own option).",
     )
     p.add_argument("--fused-adamw", action="store_true", help="fused=True AdamW instead of the default.")
     p.add_argument("--no-cudnn-sdpa", action="store_true", help="Disable the cuDNN SDPA backend.")

@@ -36,3 +36,20 @@ def test_lora_targets_are_the_official_modules_with_fp32_weights(flux_bench_scri
     assert all(p.dtype == torch.float32 and p.requires_grad for p in params)
     frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
     assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in frozen)
+
+
+def test_fused_qkv_keeps_the_output_and_is_recorded(flux_bench_script: ModuleType, tmp_path: Path) -> None:
+    args = flux_bench_script.parse_args(
+        ["--tiny", "--no-train", "--fuse-qkv", "--json", str(tmp_path / "r.json")]
+    )
+    runner = flux_bench_script.Runner(args)
+    step = runner.infer_step(64, 1, reference=True)
+    before = step()
+    change = runner.fuse_qkv(64)
+    fused = [m for m in runner.model.modules() if getattr(m, "fused_projections", False)]
+    assert len(fused) == 2 and all(hasattr(m, "to_qkv") for m in fused)  # one double, one single block
+    assert change < 1e-5  # fp32: the concatenated GEMM computes the same dot products
+    assert not torch.allclose(before, torch.zeros_like(before))
+    row = runner.measure_inference(64, True, 1, compiled=False)
+    assert row is not None and row["fused_qkv"] is True
+    assert "+fq" in flux_bench_script.format_row(row) and "fused q/k/v in 2" in runner.notes[-1]

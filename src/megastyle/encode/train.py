@@ -37,6 +37,7 @@ from megastyle.encode.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
+from megastyle.encode.compiling import compile_layers
 from megastyle.encode.data import (
     AugmentConfig,
     StyleImageDataset,
@@ -170,6 +171,8 @@ class SSCLTrainer:
         self.device = device = accelerator.device
         # On the device before the optimizer exists, so loaded optimizer state lands there too.
         self.encoder = build_encoder(cfg).train().to(device)
+        if cfg.compile:  # in place: parameter names, checkpoints and exports stay those of the plain tower
+            compile_layers(self.encoder.vision_model)
         self.bank: TextBank | None = None
         if cfg.siglip_weight > 0:
             init = None if cfg.init == "tiny" else cfg.init

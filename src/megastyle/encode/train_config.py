@@ -121,6 +121,10 @@ class TrainEncoderConfig(CommandConfig):
         "auto", description="bf16 autocast; 'auto' = bf16 on GPU, off on CPU."
     )
     cpu: bool = Field(False, description="Train on the CPU even when a GPU is present.")
+    compile: bool = Field(
+        False,
+        description="torch.compile each transformer layer of the tower (GPU speed; compiling takes a while).",
+    )
 
     # loss
     supcon_weight: float = Field(1.0, ge=0, description="Weight of the SupCon loss.")
