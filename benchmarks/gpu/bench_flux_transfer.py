@@ -15,12 +15,13 @@ tensors; attention is diffusers' native backend = torch SDPA):
   ``fuse_qkv_projections`` (``--fuse-qkv``; the change it makes to one step's output is printed);
 - LoRA training samples/s (rank 128 = alpha on attention, MLP and AdaLN modulation linears of every
   block, base bf16, LoRA weights fp32 under bf16 autocast, gradient checkpointing, AdamW as megastyle's
-  trainer builds it (foreach), MSE on the target tokens only) at 512² with the reference, batch 1 and the
-  largest that fits. Training runs in a child process on a freshly built model (``--train-child``): a
-  CUDA error there (the 2026-11-26 H200 run hit "illegal memory access" in this section, which poisons
-  the whole CUDA context) cannot take the inference sections or their results down. When a child fails,
-  the next of ``--train-variants`` is tried: without cuDNN SDPA, then with synchronous launches and a
-  sync after each phase (forward/backward/optimizer) at batch 1, so the failing kernel is named.
+  trainer builds it (foreach), SDPA without its cuDNN backend as the trainer runs it, MSE on the target
+  tokens only) at 512² with the reference, batch 1 and the largest that fits. Training runs in a child
+  process on a freshly built model (``--train-child``): a CUDA error there (the 2026-11-26 H200 runs hit
+  "illegal memory access" in the backward with cuDNN attention on, which poisons the whole CUDA context)
+  cannot take the inference sections or their results down. When a child fails, the next of
+  ``--train-variants`` is tried (``cudnn-sdpa``, ``fused-adamw`` and ``blocking`` reproduce the failure:
+  ``blocking`` launches synchronously and syncs after each phase at batch 1, so the failing kernel is named).
 Ratios are computed against measurements of the same run; the anchor (H200, diffusers 0.42.1, SDPA)
 is printed beside them only for reference. Nothing is asserted. Results are written (and rewritten
 after every measurement, so a run cut short keeps what it measured) to ``--json`` or ``$OUT``; each
@@ -85,15 +86,15 @@ LORA_TARGETS = (
 )
 # Anchor: one H200, torch 2.11, diffusers 0.42.1, bf16, SDPA, batch 1 (ms per step).
 ANCHOR_MS = {(512, False): 64.3, (512, True): 94.4, (1024, False): 174.2, (1024, True): 364.7}
-# Training child settings: (extra flags, extra environment). The 2026-11-26 H200 run (torch 2.11) died with
-# an illegal memory access in training only; the kernels that ran there and in no inference section are
-# SDPA's backward (recent torch builds put cuDNN attention first on sm90: check_prefer_cudnn_attention in
-# sdp_utils.cpp), fused AdamW (that run's optimizer; megastyle's trainer uses the default foreach AdamW)
-# and the bf16 GEMM / norm / RoPE backwards. "blocking" names the failing kernel: synchronous launches.
+# Training child settings: (extra flags, extra environment). On the 2026-11-26 H200 runs (torch 2.11, cuDNN
+# 9.19) training with SDPA's own backend choice (cuDNN attention first on sm90: check_prefer_cudnn_attention
+# in sdp_utils.cpp) died with an illegal memory access in the backward, with foreach and with fused AdamW alike,
+# and completed with the cuDNN backend off. megastyle's trainer therefore turns it off (cudnn_attention =
+# false). "blocking" names the failing kernel: synchronous launches, cuDNN attention on.
 TRAIN_VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
-    "trainer": ([], {}),  # what megastyle's trainer runs: foreach AdamW, SDPA's own backend choice
-    "no-cudnn-sdpa": (["--no-cudnn-sdpa"], {}),  # flash / mem-efficient / math attention only
-    "fused-adamw": (["--fused-adamw"], {}),  # the failing run's optimizer, to tell the suspects apart
+    "trainer": (["--no-cudnn-sdpa"], {}),  # megastyle's trainer: foreach AdamW, no cuDNN attention
+    "cudnn-sdpa": ([], {}),  # SDPA's own backend choice: what failed on the H200
+    "fused-adamw": (["--fused-adamw"], {}),  # the first failing run's optimizer (cuDNN attention on)
     "blocking": (["--sync-phases", "--max-batch-train", "1"], {"CUDA_LAUNCH_BLOCKING": "1"}),
 }
 
@@ -333,6 +334,7 @@ class Runner:
             "batch": batch,
             "compiled": compiled,
             "fused_qkv": self.fused_qkv,
+            "compile_mode": self.args.compile_mode if compiled else None,
             "ms_per_step": 1000 * step_s,
             "ms_per_image_step": 1000 * step_s / batch,
             "images_per_s": batch / (STEPS_PER_IMAGE * step_s),
@@ -346,12 +348,14 @@ class Runner:
         """Batch 1 and the largest batch, without and with the reference, at every size."""
         if self.model is None:
             self.build_model()
+        only_ref = compiled and self.args.compile_ref_only
         for size in sizes:
             cap = self.args.max_batch_512 if size <= 512 else self.args.max_batch_1024
-            for reference in (True, False):
+            for reference in (True,) if only_ref else (True, False):
                 if self.over_budget(f"{'compiled' if compiled else 'eager'} {size}px ref={reference}"):
                     return
-                self.measure_inference(size, reference, 1, compiled)
+                if not (compiled and self.args.compile_largest_batch_only):
+                    self.measure_inference(size, reference, 1, compiled)
                 key = (size, reference)
                 if not compiled:
                     self.max_batch[key] = self.largest_batch(
@@ -377,7 +381,8 @@ class Runner:
                 setattr(torch._dynamo.config, name, 64)
         if self.args.fuse_qkv:
             self.fuse_qkv(min(sizes))
-        self.model.compile_repeated_blocks(fullgraph=True, dynamic=False)
+        mode = {} if self.args.compile_mode == "default" else {"mode": self.args.compile_mode}
+        self.model.compile_repeated_blocks(fullgraph=True, dynamic=False, **mode)
         self.inference_section(sizes, compiled=True)
 
     def fuse_qkv(self, size: int) -> float:
@@ -570,9 +575,8 @@ def ratios(rows: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
     top = best(rows, mode="infer", size=small, reference=True)
     if base and top:
         out[f"goal_{small}_ref_best_over_b1_eager"] = top["images_per_s"] / base["images_per_s"]
-        out[f"goal_{small}_ref_best_config"] = {
-            k: top.get(k, False) for k in ("batch", "compiled", "fused_qkv")
-        }
+        keys = ("batch", "compiled", "fused_qkv", "compile_mode")
+        out[f"goal_{small}_ref_best_config"] = {k: top.get(k) for k in keys}
     compiled = best(rows, mode="infer", size=small, reference=True, compiled=True)
     if base and compiled:  # the issue's configuration: compiled, at its best batch, against eager batch 1
         out[f"goal_{small}_ref_compiled_best_batch_over_b1_eager"] = (
@@ -646,7 +650,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--train-variants",
         nargs="+",
         choices=tuple(TRAIN_VARIANTS),
-        default=["trainer", "no-cudnn-sdpa", "blocking"],
+        default=["trainer", "blocking"],
         help="Training child settings, tried in order until one completes.",
     )
     p.add_argument(
@@ -663,6 +667,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fuse-qkv",
         action="store_true",
         help="Fuse q/k/v projections before compiling (diffusers' own option).",
+    )
+    p.add_argument(
+        "--compile-mode",
+        choices=("default", "max-autotune-no-cudagraphs"),
+        default="default",
+        help="torch.compile mode of the compiled section (max-autotune: Triton GEMM templates, long compile).",
+    )
+    p.add_argument(
+        "--compile-ref-only", action="store_true", help="Compiled section: with the reference only."
+    )
+    p.add_argument(
+        "--compile-largest-batch-only", action="store_true", help="Compiled section: skip batch 1."
     )
     p.add_argument("--fused-adamw", action="store_true", help="fused=True AdamW instead of the default.")
     p.add_argument("--no-cudnn-sdpa", action="store_true", help="Disable the cuDNN SDPA backend.")

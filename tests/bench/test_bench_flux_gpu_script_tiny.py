@@ -78,7 +78,7 @@ def test_a_failing_training_child_loses_nothing_and_the_next_variant_is_tried(
 
 @pytest.mark.parametrize(
     ("variant", "dtype", "cap"),
-    [("fused-adamw", "bf16", 1), ("no-cudnn-sdpa", "fp32", 2), ("blocking", "fp32", 2)],
+    [("fused-adamw", "bf16", 1), ("cudnn-sdpa", "fp32", 2), ("blocking", "fp32", 2)],
 )
 def test_every_fallback_variant_completes_in_process(
     flux_bench_script: ModuleType,
@@ -102,7 +102,7 @@ def test_every_fallback_variant_completes_in_process(
     assert [r["mode"] for r in out["rows"]] == ["train"] * len(batches)  # the child runs training only
     saved = json.loads(path.read_text())
     assert saved["environment"]["dtype"] == dtype
-    assert saved["environment"]["sdpa_enabled"]["cudnn"] is (variant != "no-cudnn-sdpa")
+    assert saved["environment"]["sdpa_enabled"]["cudnn"] is (variant != "trainer")
 
 
 def test_a_hung_training_child_is_killed_and_noted(flux_bench_script: ModuleType, tmp_path: Path) -> None:

@@ -235,3 +235,32 @@ def test_bf16_weights_and_autocast_train_with_fp32_lora(shards: Path, flux: Path
     assert pipe.transformer.x_embedder.weight.dtype == torch.bfloat16
     (cache_file,) = list((tmp_path / "cache").glob("*/*.safetensors"))[:1]
     assert all(t.dtype == torch.bfloat16 for t in load_file(str(cache_file)).values())
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_cudnn_attention_setting_holds_while_training_and_is_restored(
+    shards: Path, flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    from megastyle.transfer import train as train_module
+
+    seen: list[bool] = []
+    real = train_module.flow_matching_loss
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "flow_matching_loss", spy)
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    torch.backends.cuda.enable_cudnn_sdp(
+        not enabled
+    )  # the setting must come from the config, not the process
+    try:
+        cfg = config(
+            shards, flux, tmp_path / "run", max_steps=2, save_formats=["diffusers"], cudnn_attention=enabled
+        )
+        train_transfer(cfg)
+        assert seen == [enabled, enabled]
+        assert torch.backends.cuda.cudnn_sdp_enabled() is (not enabled)  # restored after the run
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)

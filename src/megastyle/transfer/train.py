@@ -19,7 +19,8 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,12 +237,28 @@ def load_checkpoint(
     return json.loads((folder / "trainer_state.json").read_text())
 
 
+@contextmanager
+def cudnn_attention(enabled: bool) -> Iterator[None]:
+    """SDPA with (or without) its cuDNN backend inside the block; the previous setting comes back after."""
+    previous = torch.backends.cuda.cudnn_sdp_enabled()
+    torch.backends.cuda.enable_cudnn_sdp(enabled)  # process-wide, so checkpoint recomputes in backward see it
+    try:
+        yield
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(previous)
+
+
 def train_transfer(cfg: TrainTransferConfig, pipeline: Any | None = None) -> TrainTransferResult:
     """Train (or resume) the MegaStyle LoRA; ``pipeline`` may be an already loaded ``MegaStyleFluxPipeline``.
 
     A given pipeline is cast to ``base_dtype``; its transformer gets the adapter and keeps it; with the cache
     on, its encoders end on the CPU.
     """
+    with cudnn_attention(cfg.cudnn_attention):
+        return _train_transfer(cfg, pipeline)
+
+
+def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTransferResult:
     from accelerate import Accelerator
 
     probe = torch.device("cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu")

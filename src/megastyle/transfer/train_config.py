@@ -110,6 +110,11 @@ class TrainTransferConfig(CommandConfig):
         description="Dtype of the frozen FLUX weights ('auto': bf16 on GPU, fp32 on CPU); LoRA is fp32.",
     )
     gradient_checkpointing: bool = Field(True, description="Recompute block activations in backward.")
+    cudnn_attention: bool = Field(
+        False,
+        description="Let SDPA use cuDNN attention while training (off: its backward hit an illegal memory "
+        "access on an H200 with torch 2.11 + cuDNN 9.19; see benchmarks/results/flux_transfer_h200.txt).",
+    )
     cpu: bool = Field(False, description="Train on the CPU even when a GPU is present.")
 
     # bookkeeping
