@@ -25,9 +25,13 @@ def test_quickstart_runs_every_stage_and_reports_them(tmp_path):
     assert results["rows"] == results["style_prompts"] * 4
     encoder = results["encoder"]
     assert encoder["heldout_styles"] >= 2 and encoder["train_steps"] > 0
-    assert set(encoder["retrieval"]) == {
-        "megastyle-tiny (SSCL)", "same tower, untrained", "colour histogram", "Gram (random conv)"
+    assert set(encoder["retrieval"]) == set(encoder["leakage"]) == {
+        "megastyle-tiny (SSCL)", "same tower, untrained", "colour histogram", "Gram (random conv)",
+        "same tower, caption-trained",
     }  # fmt: skip
+    caption_log = (tmp_path / "qs" / "encoder_caption" / "train_log.jsonl").read_text().splitlines()
+    steps = [r for r in map(json.loads, caption_log) if r["event"] == "step"]
+    assert steps and all(r["supcon"] == 0 and r["siglip"] > 0 for r in steps)  # the CLIP-style comparator
     for metrics in encoder["retrieval"].values():
         assert 0.0 <= metrics["recall@1"] <= 1.0
     assert results["transfer"] == {"images": 6, "untrained": True}

@@ -58,6 +58,13 @@ class QuickstartConfig(CommandConfig):
         description="Per-image shift of the style's palette shades (procedural backend), as a text-to-image "
         "model never paints one palette in the same shades twice.",
     )
+    content_color: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How far objects take the colour their content prompt gives them ('a wooden bench' "
+        "browns) away from the style's palette (procedural backend).",
+    )
     caption_colors: str = Field(
         "basic",
         description="Colour vocabulary of the heuristic captioner: 'basic' (15 names, stable within a "
@@ -80,6 +87,11 @@ class QuickstartConfig(CommandConfig):
         ge=0,
         description="0: the tiny encoder sees each image downsampled whole. n ≥ 1: it embeds n×n crops at "
         "native resolution (averaged) and trains on random native crops (see encode.images).",
+    )
+    encoder_caption_comparator: bool = Field(
+        True,
+        description="Also train the same tower CLIP-style on full prompts (content + style): the comparator "
+        "that shows what content leakage looks like.",
     )
     style_transfer: bool = Field(True, description="End with a style transfer on a tiny untrained FLUX.")
     progress: bool = Field(True, description="Show progress bars.")
@@ -108,7 +120,9 @@ class QuickstartConfig(CommandConfig):
                     "backend": self.backend,
                     "image_size": self.image_size,
                     "options": (
-                        {"shade_variation": self.shade_variation} if self.backend == "procedural" else {}
+                        {"shade_variation": self.shade_variation, "content_color": self.content_color}
+                        if self.backend == "procedural"
+                        else {}
                     ),
                 },
                 "write": {
@@ -168,6 +182,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
             epochs=cfg.encoder_epochs,
             image_size=cfg.encoder_image_size,
             crop_grid=cfg.encoder_crop_grid,
+            caption_comparator=cfg.encoder_caption_comparator,
             progress=cfg.progress,
         )
         timings["encoder+benchmark"] = time.perf_counter() - start

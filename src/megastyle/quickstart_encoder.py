@@ -34,6 +34,7 @@ def train_and_benchmark(
     progress: bool,
     image_size: int = 64,
     crop_grid: int = 0,
+    caption_comparator: bool = True,
 ) -> tuple[dict[str, Any], Section]:
     """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report."""
     bench_dir = out / "benchmark"
@@ -64,6 +65,15 @@ def train_and_benchmark(
         "colour histogram": ColorHistogramEmbedder(),
         "Gram (random conv)": GramEmbedder(seed=seed),
     }
+    if caption_comparator:
+        # The same tower and schedule trained CLIP-style on each image's full prompt (content and style):
+        # what a style encoder built from a caption-trained model starts from, and what leaks content.
+        caption_cfg = train_cfg.model_copy(
+            update={"output_dir": out / "encoder_caption", "text_target": "caption", "supcon_weight": 0.0,
+                    "siglip_weight": 1.0}
+        )  # fmt: skip
+        caption_trained = train_encoder(caption_cfg)
+        encoders["same tower, caption-trained"] = StyleEncoder.from_pretrained(caption_trained.encoder_dir)
     result = evaluate(benchmark, encoders, ks=(1, 10, 100))
     files = write_retrieval_report([result], [benchmark], out / "retrieval")
 

@@ -206,6 +206,8 @@ def augment_image(image: Image.Image, config: AugmentConfig, seed: int) -> Image
 class StyleImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     """``dataset[(i, seed)]`` → (pixel values, style label) of row ``i``; augmented when configured.
 
+    With ``label_rows`` the label is the row index ``i`` instead (one text per row: caption targets).
+
     Shard readers open lazily in each process (DataLoader workers). With ``cache_images`` every image
     is decoded once up front and kept in memory at most ``2 × image_size`` on its long side — meant
     for small datasets (the quickstart); large ones read row groups through a small LRU cache.
@@ -219,8 +221,10 @@ class StyleImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         augment: AugmentConfig | None = None,
         cache_images: bool = False,
         cache_row_groups: int = 8,
+        label_rows: bool = False,
     ) -> None:
         self.data = data
+        self.label_rows = label_rows
         self.preprocessor = ImagePreprocessor(preprocess)
         self.augment = augment
         self.cache_row_groups = cache_row_groups
@@ -295,11 +299,25 @@ class StyleImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         augment = (
             None if self.augment is None else functools.partial(augment_image, config=self.augment, seed=seed)
         )
-        return self.preprocessor(image, augment=augment), int(self.data.labels[index])
+        label = index if self.label_rows else int(self.data.labels[index])
+        return self.preprocessor(image, augment=augment), label
 
     def views(self, index: int) -> torch.Tensor:
         """(v, 3, H, W) evaluation views of row ``index`` (the grid crops in multi-crop mode)."""
         return self.preprocessor.views(self.load_image(index))
+
+
+def row_captions(data: StyleRows) -> list[str]:
+    """Each row's full prompt, ``"<content>. <style>"`` (rows without a content prompt: the style alone)."""
+    contents: dict[int, list[Any]] = {}
+    for position in sorted({int(source) for source in data.rows[:, 0]}):
+        table = ShardReader(data.sources[position], columns=["content"]).read_table(columns=["content"])
+        contents[position] = table.column("content").to_pylist()
+    captions = []
+    for (source, row), label in zip(data.rows.tolist(), data.labels.tolist(), strict=True):
+        content = (contents[source][row] or "").strip().rstrip(".")
+        captions.append(f"{content}. {data.styles[label]}" if content else data.styles[label])
+    return captions
 
 
 def collate_style_batch(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:

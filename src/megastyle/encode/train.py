@@ -46,6 +46,7 @@ from megastyle.encode.data import (
     heldout_metrics,
     match_styles,
     read_holdout_file,
+    row_captions,
     scan_styles,
     select_holdout_styles,
     split_styles,
@@ -177,7 +178,9 @@ class SSCLTrainer:
         if cfg.siglip_weight > 0:
             init = None if cfg.init == "tiny" else cfg.init
             tower = load_text_tower(cfg.text_tower, text_model_path=cfg.text_model_path, init_path=init)
-            self.bank = build_text_bank(tower, train_rows.styles, cache_dir=out / "cache").to(device)
+            # Caption targets: one text per training row, and each image's label is its row.
+            texts = row_captions(train_rows) if cfg.text_target == "caption" else train_rows.styles
+            self.bank = build_text_bank(tower, texts, cache_dir=out / "cache").to(device)
         self.loss_fn = SSCLLoss(
             supcon_weight=cfg.supcon_weight,
             siglip_weight=cfg.siglip_weight,
@@ -199,7 +202,13 @@ class SSCLTrainer:
                 native_size=preprocess.image_size,
                 native_zoom=cfg.native_zoom,
             )
-        self.dataset = StyleImageDataset(train_rows, preprocess, augment=augment, cache_images=cache)
+        self.dataset = StyleImageDataset(
+            train_rows,
+            preprocess,
+            augment=augment,
+            cache_images=cache,
+            label_rows=cfg.text_target == "caption",
+        )
         self.heldout_set = (
             StyleImageDataset(heldout_rows, preprocess, cache_images=cache) if self.heldout else None
         )

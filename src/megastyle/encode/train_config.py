@@ -97,6 +97,12 @@ class TrainEncoderConfig(CommandConfig):
         "auto", description="'hf': the init folder's text model; 'sentence': MiniLM; 'auto': hf if available."
     )
     text_model_path: Path | None = Field(None, description="Text model folder (default: init or MiniLM).")
+    text_target: Literal["style", "caption"] = Field(
+        "style",
+        description="What the SigLIP loss matches each image with: 'style' = its style prompt (SSCL); 'caption' "
+        "= its own full prompt, content and style (CLIP-style training: a comparator that learns content; "
+        "needs supcon_weight = 0).",
+    )
 
     # batches
     styles_per_batch: int = Field(12, ge=2, description="P: distinct styles per global batch.")
@@ -155,6 +161,10 @@ class TrainEncoderConfig(CommandConfig):
             raise ValueError(f"native_zoom must be 0 < low ≤ high, got {self.native_zoom}")
         if self.supcon_weight + self.siglip_weight == 0:
             raise ValueError("supcon_weight and siglip_weight cannot both be 0")
+        if self.text_target == "caption" and (self.supcon_weight != 0 or self.siglip_weight == 0):
+            raise ValueError(
+                "text_target = 'caption' trains on captions alone: set supcon_weight = 0 and siglip_weight > 0"
+            )
         return self
 
     @property
@@ -177,6 +187,7 @@ class TrainEncoderConfig(CommandConfig):
             "augment",
             "crop_scale_min",
             "native_zoom",
+            "text_target",
         )
         dumped = self.model_dump(mode="json")
         return {key: dumped[key] for key in keys}

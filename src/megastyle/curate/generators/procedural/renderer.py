@@ -29,6 +29,7 @@ from megastyle.curate.generators.procedural.media import Canvas, apply_medium
 from megastyle.curate.generators.procedural.style import (
     Palette,
     StyleSpec,
+    object_color,
     style_spec,
     vary_palette,
 )
@@ -74,8 +75,14 @@ def _far_from(c: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return c * 0.65 if float(ref.mean()) > 0.45 else mix(c, 1.0, 0.45)
 
 
-def region_colors(palette: Palette, layout: LabelMap) -> np.ndarray:
-    """(256, 3) colour of every label: sky, ground, then each object part by its colour role."""
+def region_colors(
+    palette: Palette, layout: LabelMap, own: Sequence[np.ndarray] = (), weight: float = 0.0
+) -> np.ndarray:
+    """(256, 3) colour of every label: sky, ground, then each object part by its colour role.
+
+    ``own`` holds each object group's own colour (``object_color``); bodies and accents move that far
+    (``weight``) from the palette towards it.
+    """
     lut = np.zeros((256, 3), F32)
     lut[SKY], lut[GROUND] = palette.background, palette.ground
     shift = [stable_hash(name, "body") for name in layout.names]
@@ -87,14 +94,18 @@ def region_colors(palette: Palette, layout: LabelMap) -> np.ndarray:
             lut[label] = palette.accents[g % len(palette.accents)]
         else:
             lut[label] = palette.dark if part == 2 else palette.light
+        if weight and part in (0, 1) and g < len(own):
+            lut[label] = mix(lut[label], own[g] * (1.0 if part == 0 else 0.75), weight)
     return lut
 
 
-def flat_scene(spec: StyleSpec, layout: LabelMap, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+def flat_scene(
+    spec: StyleSpec, layout: LabelMap, size: int, own: Sequence[np.ndarray] = (), weight: float = 0.0
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The scene in flat palette colours with the background pattern; returns (image, pattern mask)."""
     pal = spec.palette
     labels = layout.labels
-    img = np.take(region_colors(pal, layout), labels, axis=0)
+    img = np.take(region_colors(pal, layout, own, weight), labels, axis=0)
     # A gentle sky gradient toward the horizon, so even a plain background is not a single colour.
     y = grid(size).y
     shade = np.where(labels == SKY, 0.9 + 0.16 * np.minimum(y / max(layout.horizon, 1), 1), 1.0)
@@ -113,13 +124,19 @@ class ProceduralRenderer:
 
     name = "procedural"
 
-    def __init__(self, default_size: int = 256, shade_variation: float = 0.0) -> None:
-        if not 0.0 <= shade_variation <= 1.0:
-            raise ValueError(f"procedural: shade_variation must be in [0, 1], got {shade_variation}")
+    def __init__(
+        self, default_size: int = 256, shade_variation: float = 0.0, content_color: float = 0.0
+    ) -> None:
+        for name, value in (("shade_variation", shade_variation), ("content_color", content_color)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"procedural: {name} must be in [0, 1], got {value}")
         self.default_size = default_size
         # Why: a real text-to-image model paints one palette in different shades every time, so
         # colour statistics vary inside a style and a colour histogram is no longer a perfect key.
         self.shade_variation = float(shade_variation)
+        # Why: a real model keeps some of what the content prompt says about colour ("a wooden bench" stays
+        # brownish in any style), so content leaks into colour statistics, as it does in real datasets.
+        self.content_color = float(content_color)
 
     def render_array(
         self, style: StyleAttributes, content: ContentPrompt, seed: int, size: int = 256
@@ -130,7 +147,8 @@ class ProceduralRenderer:
         if self.shade_variation:
             spec = replace(spec, palette=vary_palette(spec.palette, int(seed), self.shade_variation))
         layout = label_map(content, int(seed), size)
-        flat, pattern = flat_scene(spec, layout, size)
+        own = [object_color(o.name, o.modifiers) for o in content.objects[: len(layout.names)]]
+        flat, pattern = flat_scene(spec, layout, size, own, self.content_color)
         variant = (stable_hash(spec.medium, "variant") + int(seed)) % 4
         cv = Canvas(
             size, layout, spec, int(seed), np.random.default_rng(0), variant, color_edges(flat), pattern

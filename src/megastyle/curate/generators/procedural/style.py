@@ -218,6 +218,27 @@ def vary_palette(palette: Palette, seed: int, amount: float) -> Palette:
     )
 
 
+# Colours that material words give an object when a content prompt names them ("a wooden bench").
+MATERIAL_COLORS: dict[str, str] = {
+    "wooden": "brown", "wood": "brown", "metal": "silver", "metallic": "silver", "steel": "slate gray",
+    "iron": "charcoal", "golden": "gold", "gold": "gold", "silver": "silver", "copper": "rust",
+    "bronze": "ochre", "brass": "gold", "stone": "slate gray", "marble": "white", "glass": "sky blue",
+    "paper": "beige", "leather": "brown", "wool": "cream", "plastic": "white", "rusty": "rust",
+    "snowy": "white", "ceramic": "ivory", "clay": "umber", "brick": "maroon",
+}  # fmt: skip
+
+
+def object_color(name: str, modifiers: tuple[str, ...]) -> np.ndarray:
+    """The colour a content prompt gives an object: a colour word, else a material, else its own hue."""
+    for word in modifiers:
+        if normalize_words(word) in COLORS:
+            return np.asarray(color_rgb(word), np.float32)
+    for word in modifiers:
+        if word.lower() in MATERIAL_COLORS:
+            return np.asarray(color_rgb(MATERIAL_COLORS[word.lower()]), np.float32)
+    return np.asarray(color_rgb(name), np.float32)  # stable per noun: every "fish" has the same hue
+
+
 # --- lighting ---------------------------------------------------------------------------------
 
 
