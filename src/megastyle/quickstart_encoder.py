@@ -89,6 +89,7 @@ def train_and_benchmark(
             "intra_style_consistency": quality.intra_style_consistency,
             "inter_style_diversity": quality.inter_style_diversity,
             "content_leakage_auc": quality.leakage_auc,
+            "content_leakage_auc_ci95": quality.leakage_auc_ci95,
         }
     (out / "retrieval" / "leakage.json").write_text(json.dumps(leakage, indent=2))
 
@@ -114,9 +115,23 @@ def train_and_benchmark(
         ["encoder", *metrics], [(name, *(vals[m] for m in metrics)) for name, vals in table.items()]
     )
     section.table(
-        ["encoder", "intra-style consistency", "inter-style diversity", "content leakage AUC (0.5 = none)"],
         [
-            (name, v["intra_style_consistency"], v["inter_style_diversity"], v["content_leakage_auc"])
+            "encoder",
+            "intra-style consistency",
+            "inter-style diversity",
+            "content leakage AUC (0.5 = none)",
+            "AUC 95% interval",
+        ],
+        [
+            (
+                name,
+                v["intra_style_consistency"],
+                v["inter_style_diversity"],
+                v["content_leakage_auc"],
+                "-"
+                if v["content_leakage_auc_ci95"] is None
+                else "{:.3f}–{:.3f}".format(*v["content_leakage_auc_ci95"]),
+            )
             for name, v in leakage.items()
         ],
     )

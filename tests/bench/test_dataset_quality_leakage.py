@@ -60,3 +60,23 @@ def test_leakage_is_higher_for_a_content_sensitive_embedder(procedural_shards: P
     assert abs(chance.leakage_auc - 0.5) < 0.05
     # The palette embedder is the style-consistent one.
     assert palette.intra_style_consistency > layout.intra_style_consistency + 0.3
+
+
+def test_leakage_interval_brackets_the_auc_and_separates_leaking_from_chance(procedural_shards: Path) -> None:
+    layout, _ = measure_dataset(procedural_shards, ForegroundLayoutEmbedder())
+    chance, _ = measure_dataset(procedural_shards, RandomEmbedder())
+    for quality in (layout, chance):
+        assert quality.leakage_auc_ci95 is not None and quality.leakage_auc is not None
+        low, high = quality.leakage_auc_ci95
+        assert low < quality.leakage_auc < high and high - low < 0.2
+    assert layout.leakage_auc_ci95[0] > 0.5  # leaks, beyond resampling noise
+    assert chance.leakage_auc_ci95[0] < 0.5 < chance.leakage_auc_ci95[1]
+
+
+def test_leakage_interval_is_seeded_and_optional() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8))
+    styles, contents = np.repeat(np.arange(8), 5), np.tile(np.arange(5), 8)
+    first = dataset_quality(x, styles, contents, seed=3).leakage_auc_ci95
+    assert first == dataset_quality(x, styles, contents, seed=3).leakage_auc_ci95
+    assert dataset_quality(x, styles, contents, bootstrap=0).leakage_auc_ci95 is None

@@ -10,7 +10,8 @@
   at most ``max_pairs``, else seeded samples). Reported as the raw gap
   in means and as an AUC (probability that a same-content pair outscores a different-content
   pair; 0.5 = no leakage). The AUC does not depend on an encoder's cosine scale, so it compares
-  across encoders; the raw gap does not.
+  across encoders; the raw gap does not. Its 95% interval comes from a bootstrap that resamples whole
+  contents (a content's pairs share images, so they are not independent) and the other pairs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class DatasetQuality:
     leakage_diff_content_mean: float | None
     leakage_gap: float | None
     leakage_auc: float | None
+    leakage_auc_ci95: tuple[float, float] | None
     styles: int
     images: int
     same_content_pairs: int
@@ -71,6 +73,7 @@ def dataset_quality(
     *,
     max_pairs: int = 200_000,
     seed: int = 0,
+    bootstrap: int = 200,
 ) -> DatasetQuality:
     """Compute the three measures from embeddings and labels (pairs sampled beyond ``max_pairs``)."""
     x = _normalise(np.asarray(embeddings, dtype=np.float64))
@@ -108,7 +111,7 @@ def dataset_quality(
         float(np.einsum("ij,ij->i", x[a[cross]], x[b[cross]]).mean()) if cross.any() else float("nan")
     )
 
-    same_mean = diff_mean = gap = auc = None
+    same_mean = diff_mean = gap = auc = ci = None
     n_same = n_diff = 0
     if content_labels is not None:
         contents = np.asarray(content_labels)
@@ -122,6 +125,8 @@ def dataset_quality(
             same_mean, diff_mean = float(same.mean()), float(diff.mean())
             gap, auc = same_mean - diff_mean, _pair_auc(same, diff)
             n_same, n_diff = len(same), len(diff)
+            if bootstrap:
+                ci = _auc_interval(same, contents[same_pairs[:, 0]], diff, bootstrap, rng)
     return DatasetQuality(
         intra_style_consistency=float(np.mean(intra)) if intra else float("nan"),
         inter_style_diversity=1.0 - centroid_mean,
@@ -130,12 +135,28 @@ def dataset_quality(
         leakage_diff_content_mean=diff_mean,
         leakage_gap=gap,
         leakage_auc=auc,
+        leakage_auc_ci95=ci,
         styles=len(groups),
         images=len(x),
         same_content_pairs=n_same,
         diff_content_pairs=n_diff,
         centroid_pairs=centroid_pairs,
     )
+
+
+def _auc_interval(
+    same: np.ndarray, same_content: np.ndarray, diff: np.ndarray, reps: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """2.5th and 97.5th percentiles of the AUC over ``reps`` resamples (contents as clusters)."""
+    clusters = [np.flatnonzero(same_content == c) for c in np.unique(same_content)]
+    aucs = []
+    for _ in range(reps):
+        picked = rng.integers(0, len(clusters), len(clusters))
+        positives = same[np.concatenate([clusters[i] for i in picked])]
+        negatives = diff[rng.integers(0, len(diff), len(diff))]
+        aucs.append(_pair_auc(positives, negatives))
+    low, high = np.percentile(aucs, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def _same_content_pairs(

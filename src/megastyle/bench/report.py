@@ -241,6 +241,7 @@ def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | No
         "inter-style div. ↑",
         "leak gap ↓",
         "leak AUC (0.5 = none)",
+        "AUC 95% CI",
         "styles",
         "images",
     ]
@@ -258,6 +259,7 @@ def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | No
             fmt(q.inter_style_diversity),
             fmt(q.leakage_gap),
             fmt(q.leakage_auc),
+            "-" if q.leakage_auc_ci95 is None else f"{q.leakage_auc_ci95[0]:.3f}–{q.leakage_auc_ci95[1]:.3f}",
             str(q.styles),
             str(q.images),
         )
@@ -272,12 +274,21 @@ def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
         "inter_style_diversity",
         "leakage_gap",
         "leakage_auc",
+        "leakage_auc_ci95",
         "styles",
         "images",
     ]
     lines = ["| embedder | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, q in qualities.items():
         data = q.as_dict()
-        cells = [f"{data[k]:.4f}" if isinstance(data[k], float) else str(data[k]) for k in keys]
+        cells = [_quality_cell(data[k]) for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _quality_cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return f"{value[0]:.4f}–{value[1]:.4f}"
+    return str(value)
