@@ -109,6 +109,14 @@ def train_and_benchmark(
         f"SigLIP image–text loss against the style prompts embedded by the packaged MiniLM) for {trained.steps} "
         f"steps on the curated dataset, without the {len(benchmark.heldout_styles)} held-out styles. Retrieval "
         f"on those held-out styles: {len(benchmark.queries)} queries against a gallery of {len(benchmark.gallery)}."
+        + (
+            " 'same tower, caption-trained' is the same tower and schedule trained CLIP-style on each image's "
+            "full prompt (content and style): what a style encoder built on a caption-trained model starts "
+            "from. Content leakage: the AUC of same-content pairs of different styles against other "
+            "different-style pairs (0.5 = none), with a 95% interval from resampling contents."
+            if caption_comparator
+            else ""
+        )
     )
     metrics = list(next(iter(table.values())).keys())
     section.table(
