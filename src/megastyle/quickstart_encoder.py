@@ -15,7 +15,7 @@ import numpy as np
 
 from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.dataset_quality import dataset_quality
-from megastyle.bench.report import summarise, write_retrieval_report
+from megastyle.bench.report import quality_table, summarise, write_retrieval_report
 from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchmark, evaluate
 from megastyle.data import build_style_index
 from megastyle.encode.model import StyleEncoder
@@ -82,9 +82,10 @@ def train_and_benchmark(
     images = benchmark.load_images(items)
     styles = np.array([item.label for item in items])
     contents = np.array([-1 if item.content_id is None else item.content_id for item in items])
-    leakage = {}
+    leakage, qualities = {}, {}
     for name, embedder in encoders.items():
         quality = dataset_quality(embedder.embed_images(images, batch_size=32), styles, contents, seed=seed)
+        qualities[name] = quality
         leakage[name] = {
             "intra_style_consistency": quality.intra_style_consistency,
             "inter_style_diversity": quality.inter_style_diversity,
@@ -92,6 +93,7 @@ def train_and_benchmark(
             "content_leakage_auc_ci95": quality.leakage_auc_ci95,
         }
     (out / "retrieval" / "leakage.json").write_text(json.dumps(leakage, indent=2))
+    quality_table(qualities)  # the terminal's copy, beside the retrieval table
 
     rows = summarise([result])
     table = {row.encoder: row.mean for row in rows}

@@ -77,11 +77,12 @@ def _cell(row: SummaryRow, name: str, separator: str = " ± ") -> str:
 def print_table(rows: Sequence[SummaryRow], ks: Sequence[int], console: Console | None = None) -> Table:
     """Print (and return) the retrieval table: one row per encoder."""
     table = Table(title="StyleRetrieval (held-out styles; mAP@k as CSD, mAP = standard)")
-    table.add_column("encoder", no_wrap=True)
+    table.add_column("encoder", overflow="fold")  # long names wrap; numbers never lose digits
     for name in metric_names(ks):
         # Short headers so the table fits a terminal: R@k, mAP@k, mAP.
-        table.add_column(name.replace("recall@", "R@").replace("map@", "mAP@"), justify="right", no_wrap=True)
-    table.add_column("dim", justify="right")
+        header = name.replace("recall@", "R@").replace("map@", "mAP@")
+        table.add_column(header, justify="right", no_wrap=True, min_width=5)
+    table.add_column("dim", justify="right", min_width=3)
     for row in rows:
         # Over several seeds the std goes on a second line, so the table stays narrow.
         table.add_row(row.encoder, *[_cell(row, n, "\n±") for n in metric_names(ks)], str(row.dim))
@@ -235,33 +236,30 @@ def write_retrieval_report(
 
 def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | None = None) -> Table:
     """Print the dataset-quality table: one row per embedder."""
-    table = Table(title="Dataset quality")
-    columns = [
-        "intra-style ↑",
-        "inter-style div. ↑",
-        "leak gap ↓",
-        "leak AUC (0.5 = none)",
-        "AUC 95% CI",
-        "styles",
-        "images",
-    ]
-    table.add_column("embedder")
-    for column in columns:
-        table.add_column(column, justify="right")
+    sizes = sorted({(q.styles, q.images) for q in qualities.values()})
+    table = Table(
+        title="Dataset quality (" + "; ".join(f"{n} styles, {m} images" for n, m in sizes) + ")",
+        caption="intra: intra-style consistency; inter: inter-style diversity; leak gap and leak AUC: how "
+        "same-content pairs of different styles score against other pairs (AUC 0.5 = no leakage)",
+    )
+    # (header, width of its widest value): numbers never lose digits, long embedder names wrap.
+    columns = [("intra ↑", 5), ("inter ↑", 5), ("leak gap ↓", 6), ("leak AUC", 5), ("AUC 95% CI", 11)]
+    table.add_column("embedder", overflow="fold", min_width=12)
+    for column, width in columns:
+        table.add_column(column, justify="right", no_wrap=True, min_width=width)
 
     def fmt(value: float | None) -> str:
         return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
     for name, q in qualities.items():
+        interval = q.leakage_auc_ci95
         table.add_row(
             name,
             fmt(q.intra_style_consistency),
             fmt(q.inter_style_diversity),
             fmt(q.leakage_gap),
             fmt(q.leakage_auc),
-            "-" if q.leakage_auc_ci95 is None else f"{q.leakage_auc_ci95[0]:.3f}–{q.leakage_auc_ci95[1]:.3f}",
-            str(q.styles),
-            str(q.images),
+            "-" if interval is None else f"{interval[0]:.3f}–{interval[1]:.3f}",
         )
     (console or Console()).print(table)
     return table
