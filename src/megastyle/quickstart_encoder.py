@@ -15,7 +15,7 @@ import numpy as np
 
 from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.dataset_quality import dataset_quality
-from megastyle.bench.report import quality_table, summarise, write_retrieval_report
+from megastyle.bench.report import format_interval, quality_table, summarise, write_retrieval_report
 from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchmark, evaluate
 from megastyle.data import build_style_index
 from megastyle.encode.model import StyleEncoder
@@ -138,9 +138,7 @@ def train_and_benchmark(
                 v["intra_style_consistency"],
                 v["inter_style_diversity"],
                 v["content_leakage_auc"],
-                "-"
-                if v["content_leakage_auc_ci95"] is None
-                else "{:.3f}–{:.3f}".format(*v["content_leakage_auc_ci95"]),
+                format_interval(v["content_leakage_auc_ci95"]),
             )
             for name, v in leakage.items()
         ],

@@ -252,14 +252,13 @@ def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | No
         return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
     for name, q in qualities.items():
-        interval = q.leakage_auc_ci95
         table.add_row(
             name,
             fmt(q.intra_style_consistency),
             fmt(q.inter_style_diversity),
             fmt(q.leakage_gap),
             fmt(q.leakage_auc),
-            "-" if interval is None else f"{interval[0]:.3f}–{interval[1]:.3f}",
+            format_interval(q.leakage_auc_ci95),
         )
     (console or Console()).print(table)
     return table
@@ -279,14 +278,18 @@ def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
     lines = ["| embedder | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, q in qualities.items():
         data = q.as_dict()
-        cells = [_quality_cell(data[k]) for k in keys]
+        cells = [
+            format_interval(q.leakage_auc_ci95, 4)
+            if k == "leakage_auc_ci95"
+            else f"{data[k]:.4f}"
+            if isinstance(data[k], float)
+            else str(data[k])
+            for k in keys
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _quality_cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, tuple | list) and len(value) == 2:
-        return f"{value[0]:.4f}–{value[1]:.4f}"
-    return str(value)
+def format_interval(interval: Sequence[float] | None, digits: int = 3) -> str:
+    """``low–high`` at ``digits`` decimals; "-" when there is no interval."""
+    return "-" if interval is None else f"{interval[0]:.{digits}f}–{interval[1]:.{digits}f}"

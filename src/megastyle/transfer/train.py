@@ -237,6 +237,7 @@ def load_checkpoint(
     return json.loads((folder / "trainer_state.json").read_text())
 
 
+# ----- the loop ----------------------------------------------------------------------------------
 @contextmanager
 def cudnn_attention(enabled: bool) -> Iterator[None]:
     """SDPA with (or without) its cuDNN backend inside the block; the previous setting comes back after."""
