@@ -1,14 +1,21 @@
 """The whole quickstart at a small scale: curate → train encoder → retrieval benchmark → style transfer → report."""
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from megastyle.quickstart import QuickstartConfig, run_quickstart
 
+VARIANTS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_variants.py"
 
-@pytest.mark.slow
-def test_quickstart_runs_every_stage_and_reports_them(tmp_path):
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """One small quickstart run (every stage) and its results."""
+    tmp_path = tmp_path_factory.mktemp("quickstart")
     cfg = QuickstartConfig(
         output_dir=tmp_path / "qs",
         style_pool_images=24,
@@ -21,7 +28,12 @@ def test_quickstart_runs_every_stage_and_reports_them(tmp_path):
         holdout_fraction=0.34,
         progress=False,
     )
-    results = run_quickstart(cfg)
+    return tmp_path, run_quickstart(cfg)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
+    tmp_path, results = quickstart_run
     assert results["rows"] == results["style_prompts"] * 4
     encoder = results["encoder"]
     assert encoder["heldout_styles"] >= 2 and encoder["train_steps"] > 0
@@ -40,3 +52,47 @@ def test_quickstart_runs_every_stage_and_reports_them(tmp_path):
         assert heading in report
     heldout = json.loads((tmp_path / "qs" / "benchmark" / "heldout_styles.json").read_text())
     assert heldout  # the benchmark's held-out styles were written for train-encoder to exclude
+
+
+def _run_variants_script(monkeypatch, args: list[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_encoder_variants", VARIANTS_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", ["bench_encoder_variants.py", *args])
+    module.main()
+
+
+@pytest.mark.slow
+def test_variants_script_reproduces_the_quickstart_row_records_failures_and_resumes(
+    quickstart_run, tmp_path, monkeypatch, capsys
+):
+    run_dir, results = quickstart_run
+    run = run_dir / "qs"
+    variants = tmp_path / "variants.toml"
+    variants.write_text(
+        '[[variant]]\nname = "default"\n\n'
+        '[[variant]]\nname = "bad patch"\ntiny = { patch_size = 7 }\n\n'  # 64 px is not a multiple of 7
+        '[[variant]]\nname = "one epoch"\nepochs = 1\n'
+    )
+    out = tmp_path / "out"
+    _run_variants_script(monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
+    table = capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    by_name = {r.get("variant", r["key"]): r for r in records}
+    assert set(by_name) == {"baselines", "default", "bad patch", "one epoch"}
+
+    # "default" is the quickstart's own training: the same scores as the quickstart's SSCL row.
+    quickstart_row = results["encoder"]["retrieval"]["megastyle-tiny (SSCL)"]
+    for metric, value in by_name["default"]["scores"].items():
+        assert value == pytest.approx(quickstart_row[metric], abs=1e-6), metric
+    assert by_name["baselines"]["scores"]["colour histogram"]["mAP"] == pytest.approx(
+        results["encoder"]["retrieval"]["colour histogram"]["mAP"], abs=1e-6
+    )
+    assert "patch_size" in by_name["bad patch"]["error"] and "scores" not in by_name["bad patch"]
+    assert by_name["one epoch"]["steps"] < by_name["default"]["steps"]
+    assert "failed:" in table and "| default | (quickstart) |" in table
+
+    # A rerun finds every result on disk: nothing is trained or appended again.
+    _run_variants_script(monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(records)

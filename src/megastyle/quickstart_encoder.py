@@ -24,6 +24,33 @@ from megastyle.encode.train_config import TinyTowerConfig, TrainEncoderConfig
 from megastyle.report.html import Section
 
 
+def quickstart_train_config(
+    dataset_dir: Path,
+    benchmark: RetrievalBenchmark,
+    benchmark_dir: Path,
+    output_dir: Path,
+    *,
+    seed: int,
+    epochs: int,
+    progress: bool,
+    image_size: int = 64,
+    crop_grid: int = 0,
+) -> TrainEncoderConfig:
+    """The quickstart's encoder training: the tiny tower on every style the benchmark does not hold out."""
+    train_styles = len(build_style_index(dataset_dir)) - len(benchmark.heldout_styles)
+    return TrainEncoderConfig(
+        data_dirs=[dataset_dir],
+        output_dir=output_dir,
+        holdout_styles_file=benchmark_dir / "heldout_styles.json",
+        init="tiny",
+        tiny=TinyTowerConfig(image_size=image_size, crop_grid=crop_grid),
+        styles_per_batch=max(2, min(12, train_styles)),  # small runs have fewer styles than the default P
+        epochs=epochs,
+        seed=seed,
+        progress=progress,
+    )
+
+
 def train_and_benchmark(
     dataset_dir: Path,
     out: Path,
@@ -46,16 +73,15 @@ def train_and_benchmark(
         )
         benchmark.save(bench_dir)
 
-    train_styles = len(build_style_index(dataset_dir)) - len(benchmark.heldout_styles)
-    train_cfg = TrainEncoderConfig(
-        data_dirs=[dataset_dir],
-        output_dir=out / "encoder",
-        holdout_styles_file=bench_dir / "heldout_styles.json",
-        init="tiny",
-        tiny=TinyTowerConfig(image_size=image_size, crop_grid=crop_grid),
-        styles_per_batch=max(2, min(12, train_styles)),  # small runs have fewer styles than the default P
-        epochs=epochs,
+    train_cfg = quickstart_train_config(
+        dataset_dir,
+        benchmark,
+        bench_dir,
+        out / "encoder",
         seed=seed,
+        epochs=epochs,
+        image_size=image_size,
+        crop_grid=crop_grid,
         progress=progress,
     )
     trained = train_encoder(train_cfg)
