@@ -107,6 +107,39 @@ def test_changed_or_moved_source_is_detected(procedural_shards: Path, tmp_path: 
         RetrievalBenchmark.load(folder)
 
 
+def test_shard_paths_resolve_from_the_artefact_not_the_working_directory(
+    procedural_shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(procedural_shards, project / "runs" / "data")
+    monkeypatch.chdir(project)  # built with a relative source, as `megastyle bench build runs/data` does
+    folder = build_benchmark(Path("runs/data"), holdout_styles=4, seed=0).save(Path("runs/bench"))
+    stored = json.loads((folder / "benchmark.json").read_text())["source_shards"]
+    assert stored and all(p.startswith("../data/") for p in stored)
+    # Another working directory holding a different dataset under the same relative path.
+    other = tmp_path / "other"
+    shutil.copytree(procedural_shards, other / "runs" / "data")
+    first = list_shards(other / "runs" / "data")[0]
+    records = list(ShardReader(first))
+    records[0] = dataclasses.replace(records[0], style=records[0].style + " (edited)")
+    write_shard(first, records, row_group_size=10)
+    monkeypatch.chdir(other)
+    loaded = RetrievalBenchmark.load(project / "runs" / "bench")
+    assert loaded.items and all(str(s).startswith(str(project)) for s in loaded.source_shards)
+    # An artefact written before paths were stored this way (relative to the working directory) still loads.
+    legacy = project / "runs" / "bench" / "benchmark.json"
+    manifest = json.loads(legacy.read_text())
+    manifest["source_shards"] = [p.replace("../data/", "runs/data/") for p in manifest["source_shards"]]
+    legacy.write_text(json.dumps(manifest))
+    monkeypatch.chdir(project)
+    assert RetrievalBenchmark.load(Path("runs/bench")).items
+    manifest["source_shards"] = stored
+    legacy.write_text(json.dumps(manifest))
+    # Moved together, the artefact still finds its shards.
+    shutil.move(project / "runs", tmp_path / "moved")
+    assert RetrievalBenchmark.load(tmp_path / "moved" / "bench").items
+
+
 def test_evaluation_skips_undecodable_rows_and_streams_large_sets(
     procedural_shards: Path, tmp_path: Path
 ) -> None:

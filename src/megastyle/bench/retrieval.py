@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -144,7 +145,10 @@ class RetrievalBenchmark:
         schema = pa.schema([(n, pa.string() if a == "str" else pa.int64()) for n, a in fields])
         table = pa.Table.from_pylist([asdict(item) for item in self.items], schema=schema)
         pq.write_table(table, folder / ROWS_NAME)
-        manifest = dict(self.manifest, source_shards=[str(p) for p in self.source_shards])
+        # Relative to the artefact folder, so the benchmark loads from any working directory and still
+        # finds its shards when the two are moved together.
+        shards = [os.path.relpath(Path(p).resolve(), folder.resolve()) for p in self.source_shards]
+        manifest = dict(self.manifest, source_shards=shards)
         (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         heldout = {
             "format": "megastyle_heldout_styles",
@@ -169,7 +173,7 @@ class RetrievalBenchmark:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
             raise ValueError(f"{manifest_path}: not a version-{FORMAT_VERSION} {FORMAT} manifest")
-        stored = [Path(p) for p in manifest.pop("source_shards")]
+        stored = [_stored_shard(folder, p) for p in manifest.pop("source_shards")]
         if source is None:
             shards = stored
         elif isinstance(source, str | Path) and Path(source).is_dir():
@@ -187,6 +191,15 @@ class RetrievalBenchmark:
                     f"built (fingerprint {found[:12]} ≠ {manifest['source_fingerprint'][:12]}); rebuild it"
                 )
         return benchmark
+
+
+def _stored_shard(folder: Path, stored: str) -> Path:
+    """A manifest's shard path: relative to the artefact folder (older artefacts: to the working directory)."""
+    path = Path(stored)
+    if path.is_absolute():
+        return path
+    beside = folder / path
+    return beside if beside.is_file() or not path.is_file() else path
 
 
 def build_benchmark(
