@@ -12,7 +12,8 @@ tensors; attention is diffusers' native backend = torch SDPA):
   ``megastyle.transfer.latents.predict_target_velocity``, the step the pipeline and trainer run), at batch 1 and at
   the largest power-of-two batch that fits (bounded search), eager and with regional ``torch.compile``
   (each transformer block, ``fullgraph=True``, static shapes), optionally after diffusers'
-  ``fuse_qkv_projections`` (``--fuse-qkv``; the change it makes to one step's output is printed);
+  ``fuse_qkv_projections`` (``--fuse-qkv``; the change it makes to one step's output is printed), optionally with SDPA held
+  to one backend (``--compiled-sdpa cudnn|flash|...``; the eager rows keep SDPA's own choice);
 - LoRA training samples/s (rank 128 = alpha on attention, MLP and AdaLN modulation linears of every
   block, base bf16, LoRA weights fp32 under bf16 autocast, gradient checkpointing, AdamW as megastyle's
   trainer builds it (foreach), SDPA without its cuDNN backend as the trainer runs it, MSE on the target
@@ -136,6 +137,9 @@ class Runner:
         self.config = TINY_CONFIG if args.tiny else FLUX_DEV_CONFIG
         self.model: Any = None
         self.fused_qkv = False  # set once --fuse-qkv has fused this process's model (the compiled section)
+        self.sdpa = (
+            "default"  # SDPA backend of the rows; --compiled-sdpa restricts it for the compiled section
+        )
         self.build_model()
         self.build_s = self.last_build_s
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -335,6 +339,7 @@ class Runner:
             "compiled": compiled,
             "fused_qkv": self.fused_qkv,
             "compile_mode": self.args.compile_mode if compiled else None,
+            "sdpa": self.sdpa,
             "ms_per_step": 1000 * step_s,
             "ms_per_image_step": 1000 * step_s / batch,
             "images_per_s": batch / (STEPS_PER_IMAGE * step_s),
@@ -381,6 +386,8 @@ class Runner:
                 setattr(torch._dynamo.config, name, 64)
         if self.args.fuse_qkv:
             self.fuse_qkv(min(sizes))
+        if self.args.compiled_sdpa != "default":
+            self.sdpa = restrict_sdpa(self.args.compiled_sdpa)
         mode = {} if self.args.compile_mode == "default" else {"mode": self.args.compile_mode}
         self.model.compile_repeated_blocks(fullgraph=True, dynamic=False, **mode)
         self.inference_section(sizes, compiled=True)
@@ -541,6 +548,18 @@ class InlineLora(torch.nn.Module):
         return self.base_layer(x) + self.lora_B(self.lora_A(x.to(self.lora_A.weight.dtype))).to(x.dtype)
 
 
+SDPA_BACKENDS = ("flash", "mem_efficient", "math", "cudnn")
+
+
+def restrict_sdpa(backend: str) -> str:
+    """Leave only ``backend`` among SDPA's CUDA backends (no silent fallback: an unsupported call fails)."""
+    if backend not in SDPA_BACKENDS:
+        raise ValueError(f"unknown SDPA backend {backend!r}; choose from {SDPA_BACKENDS}")
+    for name in SDPA_BACKENDS:
+        getattr(torch.backends.cuda, f"enable_{name}_sdp")(name == backend)
+    return backend
+
+
 def format_row(row: dict[str, Any]) -> str:
     """One table line."""
     rate = (
@@ -552,7 +571,8 @@ def format_row(row: dict[str, Any]) -> str:
     peak = f"{row['peak_gib']:6.1f}" if row.get("peak_gib") is not None else f"{'-':>6}"
     return (f"{row['mode']:5} {row['size']:5} {'ref' if row['reference'] else '-':>4} {row['batch']:5} "
             f"{('compile' if row['compiled'] else 'eager') + ('+fq' if row.get('fused_qkv') else ''):>10} {row['ms_per_step']:9.1f} {per_image} {rate} "
-            f"{peak} {row['warmup_s']:7.1f}" + (f"   [{row['variant']}]" if "variant" in row else ""))  # fmt: skip
+            f"{peak} {row['warmup_s']:7.1f}" + (f"   [{row['variant']}]" if "variant" in row else "")
+            + (f"   [sdpa {row['sdpa']}]" if row.get("sdpa", "default") != "default" else ""))  # fmt: skip
 
 
 HEADER = (
@@ -575,7 +595,7 @@ def ratios(rows: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
     top = best(rows, mode="infer", size=small, reference=True)
     if base and top:
         out[f"goal_{small}_ref_best_over_b1_eager"] = top["images_per_s"] / base["images_per_s"]
-        keys = ("batch", "compiled", "fused_qkv", "compile_mode")
+        keys = ("batch", "compiled", "fused_qkv", "compile_mode", "sdpa")
         out[f"goal_{small}_ref_best_config"] = {k: top.get(k) for k in keys}
     compiled = best(rows, mode="infer", size=small, reference=True, compiled=True)
     if base and compiled:  # the issue's configuration: compiled, at its best batch, against eager batch 1
@@ -682,6 +702,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--fused-adamw", action="store_true", help="fused=True AdamW instead of the default.")
     p.add_argument("--no-cudnn-sdpa", action="store_true", help="Disable the cuDNN SDPA backend.")
+    p.add_argument(
+        "--compiled-sdpa",
+        choices=("default", *SDPA_BACKENDS),
+        default="default",
+        help="Compiled section only: SDPA's one backend (the eager rows, the goal's baseline, keep SDPA's choice).",
+    )
     p.add_argument("--sync-phases", action="store_true", help="Synchronize after every training phase.")
     p.add_argument("--budget-s", type=float, default=None, help="Skip what is left after this many seconds.")
     p.add_argument("--json", type=Path, default=None)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 
 from megastyle.testing.flux import tiny_flux_transformer
@@ -53,3 +54,27 @@ def test_fused_qkv_keeps_the_output_and_is_recorded(flux_bench_script: ModuleTyp
     row = runner.measure_inference(64, True, 1, compiled=False)
     assert row is not None and row["fused_qkv"] is True
     assert "+fq" in flux_bench_script.format_row(row) and "fused q/k/v in 2" in runner.notes[-1]
+
+
+def test_compiled_sdpa_holds_one_backend_and_is_recorded(
+    flux_bench_script: ModuleType, tmp_path: Path
+) -> None:
+    flags = {
+        name: getattr(torch.backends.cuda, f"{name}_sdp_enabled")()
+        for name in flux_bench_script.SDPA_BACKENDS
+    }
+    args = flux_bench_script.parse_args(["--tiny", "--no-train", "--compiled-sdpa", "math"])
+    assert args.compiled_sdpa == "math"
+    runner = flux_bench_script.Runner(args)
+    try:
+        runner.sdpa = flux_bench_script.restrict_sdpa("math")
+        enabled = {name for name in flags if getattr(torch.backends.cuda, f"{name}_sdp_enabled")()}
+        assert enabled == {"math"}
+        row = runner.measure_inference(64, True, 1, compiled=False)
+        assert row is not None and row["sdpa"] == "math"
+        assert "[sdpa math]" in flux_bench_script.format_row(row)
+        with pytest.raises(ValueError, match="unknown SDPA backend 'fa3'"):
+            flux_bench_script.restrict_sdpa("fa3")
+    finally:
+        for name, on in flags.items():
+            getattr(torch.backends.cuda, f"enable_{name}_sdp")(on)
