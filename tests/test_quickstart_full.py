@@ -46,6 +46,13 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
     assert steps and all(r["supcon"] == 0 and r["siglip"] > 0 for r in steps)  # the CLIP-style comparator
     for metrics in encoder["retrieval"].values():
         assert 0.0 <= metrics["recall@1"] <= 1.0
+    # The trained encoder minus each other one, per metric, with its interval.
+    sscl = encoder["retrieval"]["megastyle-tiny (SSCL)"]
+    for d in encoder["paired"]:
+        assert d["encoder"] == "megastyle-tiny (SSCL)" and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+        other = encoder["retrieval"][d["other"]]
+        assert d["difference"] == pytest.approx(sscl[d["metric"]] - other[d["metric"]])
+    assert {d["other"] for d in encoder["paired"]} == set(encoder["retrieval"]) - {"megastyle-tiny (SSCL)"}
     assert results["transfer"] == {"images": 6, "untrained": True}
     report = (tmp_path / "qs" / "report.html").read_text()
     for heading in ("1. Curation", "StyleRetrieval", "4. Style transfer"):

@@ -46,13 +46,24 @@ def test_report_files(scored: tuple[object, RetrievalResult], tmp_path: Path) ->
     bench, result = scored
     console = Console(record=True, width=200)
     files = write_retrieval_report([result], [bench], tmp_path, grid_queries=4, grid_top=3, console=console)
-    assert "color_histogram" in console.export_text()
+    printed = console.export_text()
+    assert "color_histogram" in printed and "minus each encoder" in printed  # both tables
     data = json.loads(files["json"].read_text())
     run = data["runs"][0]["encoders"]["gram"]
     assert run["recall@1"] == result.runs["gram"].scores.recall[1]
     assert run["effective_k"]["100"] == 64
     markdown = files["markdown"].read_text()
     assert "| color_histogram |" in markdown and "recall@10" in markdown
+    # The first encoder against the others, query by query.
+    paired = data["paired"][0]
+    assert {(d["encoder"], d["other"]) for d in paired} == {
+        ("color_histogram", "gram"),
+        ("color_histogram", "random"),
+    }
+    top1 = next(d for d in paired if d["other"] == "random" and d["metric"] == "map@1")
+    expected = result.runs["color_histogram"].scores.recall[1] - result.runs["random"].scores.recall[1]
+    assert top1["difference"] == pytest.approx(expected) and top1["ci95"][0] > 0
+    assert "color_histogram minus each encoder" in markdown and "| random | mAP@1 = R@1 |" in markdown
     plot = Image.open(files["plot"])
     assert plot.size[0] > 300
     grid = Image.open(files["grid:color_histogram"]).convert("RGB")

@@ -49,6 +49,9 @@ class RetrievalScores:
     gallery_size: int
     no_hit_queries: int  # queries with no relevant item in the gallery (self excluded)
     per_query_ap: np.ndarray | None = field(default=None, repr=False)
+    # Each query's value of every metric, keyed as in ``as_dict`` ("recall@1", "map@10", "mAP"): what
+    # paired comparisons between encoders resample.
+    per_query: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Flat ``{"recall@1": …, "map@1": …, "mAP": …}`` plus counts, for tables and JSON."""
@@ -194,20 +197,28 @@ def _relevance(relevance: np.ndarray, k: int) -> np.ndarray:
     return rel[:, : min(k, rel.shape[1])]
 
 
+def query_recall_at_k(relevance: np.ndarray, k: int) -> np.ndarray:
+    """Per query: 1.0 when a relevant item is in the top k (k clipped to the ranking), else 0.0."""
+    return _relevance(relevance, k).any(axis=1).astype(np.float64)
+
+
 def recall_at_k(relevance: np.ndarray, k: int) -> float:
     """CSD Recall@k: share of queries with >= 1 relevant item in the top k (k clipped to the ranking)."""
+    hits = query_recall_at_k(relevance, k)
+    return float(hits.mean()) if len(hits) else 0.0
+
+
+def query_map_at_k(relevance: np.ndarray, k: int) -> np.ndarray:
+    """Per query: the mean of precision@i for i = 1..k (CSD's mAP@k before averaging over queries)."""
     rel = _relevance(relevance, k)
-    return float(rel.any(axis=1).mean()) if len(rel) else 0.0
+    ranks = np.arange(1, rel.shape[1] + 1)
+    return (np.cumsum(rel, axis=1) / ranks).mean(axis=1) if rel.shape[1] else np.zeros(len(rel))
 
 
 def map_at_k(relevance: np.ndarray, k: int) -> float:
     """CSD mAP@k: per query the mean of precision@i for i = 1..k, averaged over queries."""
-    rel = _relevance(relevance, k)
-    if not len(rel):
-        return 0.0
-    ranks = np.arange(1, rel.shape[1] + 1)
-    precision = np.cumsum(rel, axis=1) / ranks
-    return float(precision.mean(axis=1).mean())
+    values = query_map_at_k(relevance, k)
+    return float(values.mean()) if len(values) else 0.0
 
 
 def average_precision(relevance_full: np.ndarray) -> np.ndarray:
@@ -294,13 +305,18 @@ def evaluate_embeddings(
         if standard_map
         else None
     )
+    per_query = {f"recall@{k}": query_recall_at_k(rel, e) for k, e in effective.items()}
+    per_query |= {f"map@{k}": query_map_at_k(rel, e) for k, e in effective.items()}
+    if per_query_ap is not None:
+        per_query["mAP"] = per_query_ap
     return RetrievalScores(
-        recall={k: recall_at_k(rel, e) for k, e in effective.items()},
-        map_at_k={k: map_at_k(rel, e) for k, e in effective.items()},
+        recall={k: float(per_query[f"recall@{k}"].mean()) if n_q else 0.0 for k in effective},
+        map_at_k={k: float(per_query[f"map@{k}"].mean()) if n_q else 0.0 for k in effective},
         mean_ap=float(per_query_ap.mean()) if per_query_ap is not None and n_q else None,
         effective_k=effective,
         num_queries=n_q,
         gallery_size=n_g,
         no_hit_queries=int((num_relevant == 0).sum()),
         per_query_ap=per_query_ap,
+        per_query=per_query,
     )

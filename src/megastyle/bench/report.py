@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.table import Table
 
+from megastyle.bench.compare import PairedDifference, compare_encoders
 from megastyle.bench.dataset_quality import DatasetQuality
 from megastyle.bench.retrieval import RetrievalBenchmark
 from megastyle.bench.retrieval_eval import RetrievalResult
@@ -98,11 +99,16 @@ def markdown_table(rows: Sequence[SummaryRow], ks: Sequence[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def results_json(results: Sequence[RetrievalResult], rows: Sequence[SummaryRow]) -> dict[str, Any]:
+def results_json(
+    results: Sequence[RetrievalResult],
+    rows: Sequence[SummaryRow],
+    paired: Sequence[Sequence[PairedDifference]] = (),
+) -> dict[str, Any]:
     """Everything needed to reproduce the table: per-seed scores, benchmark params, the summary."""
     return {
         "ks": results[0].ks,
         "summary": [row.__dict__ for row in rows],
+        "paired": [[d.as_dict() for d in diffs] for diffs in paired],
         "runs": [
             {
                 "benchmark": result.benchmark,
@@ -213,25 +219,72 @@ def write_retrieval_report(
     rows = summarise(results)
     ks = results[0].ks
     print_table(rows, ks, console)
+    # The first encoder against each other one, query by query, on every benchmark seed.
+    paired = [compare_encoders(result) for result in results] if len(results[0].runs) > 1 else []
+    for diffs in paired:
+        paired_table(diffs, console)
     files = {
         "json": out / "results.json",
         "markdown": out / "results.md",
         "plot": plot_results(rows, ks, out / "results.png"),
     }
-    files["json"].write_text(json.dumps(results_json(results, rows), indent=2), encoding="utf-8")
+    files["json"].write_text(json.dumps(results_json(results, rows, paired), indent=2), encoding="utf-8")
     counts = results[0].benchmark["counts"]
     header = (
         f"StyleRetrieval on {counts['heldout_styles']} held-out styles: {len(results[0].queries)} queries, "
         f"{len(results[0].gallery)} gallery images, {len(results)} seed(s). "
         "mAP@k is CSD's (mean precision@1..k); mAP is standard average precision.\n\n"
     )
-    files["markdown"].write_text(header + markdown_table(rows, ks), encoding="utf-8")
+    sections = [paired_markdown(diffs) for diffs in paired]
+    files["markdown"].write_text("\n".join([header + markdown_table(rows, ks), *sections]), encoding="utf-8")
     for name in results[0].runs:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         files[f"grid:{name}"] = query_grid(
             benchmarks[0], results[0], name, out / f"grid_{safe}.png", num_queries=grid_queries, top=grid_top
         )
     return files
+
+
+def _paired_title(diffs: Sequence[PairedDifference]) -> str:
+    first = diffs[0]
+    return (
+        f"{first.encoder} minus each encoder, paired over the same {first.queries} queries "
+        f"(95% interval: bootstrap over the {first.styles} held-out styles)"
+    )
+
+
+def _paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
+    metric = "mAP@1 = R@1" if d.metric == "map@1" else d.metric.replace("map@", "mAP@")
+    return (
+        d.other,
+        metric,
+        f"{d.difference:+.3f}",
+        format_interval(d.ci95, signed=True),
+        f"{d.better} / {d.worse}",
+    )
+
+
+PAIRED_COLUMNS = ("against", "metric", "difference", "95% interval", "queries better / worse")
+
+
+def paired_table(diffs: Sequence[PairedDifference], console: Console | None = None) -> Table:
+    """Print (and return) the paired differences of one encoder against the others."""
+    table = Table(title=_paired_title(diffs))
+    table.add_column(PAIRED_COLUMNS[0], overflow="fold")
+    for column in PAIRED_COLUMNS[1:]:
+        table.add_column(column, justify="right", no_wrap=True)
+    for d in diffs:
+        table.add_row(*_paired_cells(d))
+    (console or Console()).print(table)
+    return table
+
+
+def paired_markdown(diffs: Sequence[PairedDifference]) -> str:
+    """The paired differences as Markdown, under their title."""
+    lines = [f"{_paired_title(diffs)}:", "", "| " + " | ".join(PAIRED_COLUMNS) + " |"]
+    lines.append("|---" * len(PAIRED_COLUMNS) + "|")
+    lines += ["| " + " | ".join(_paired_cells(d)) + " |" for d in diffs]
+    return "\n".join(lines) + "\n"
 
 
 def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | None = None) -> Table:
@@ -290,6 +343,11 @@ def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_interval(interval: Sequence[float] | None, digits: int = 3) -> str:
-    """``low–high`` at ``digits`` decimals; "-" when there is no interval."""
-    return "-" if interval is None else f"{interval[0]:.{digits}f}–{interval[1]:.{digits}f}"
+def format_interval(interval: Sequence[float] | None, digits: int = 3, *, signed: bool = False) -> str:
+    """``low–high`` at ``digits`` decimals, or ``[−low, +high]`` for a difference (``signed``); "-" when absent."""
+    if interval is None:
+        return "-"
+    low, high = interval
+    if signed:
+        return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+    return f"{low:.{digits}f}–{high:.{digits}f}"
