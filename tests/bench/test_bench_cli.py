@@ -30,6 +30,7 @@ seeds = [0, 1]
 ks = [1, 5]
 output_dir = "{tmp_path / "out"}"
 grid_queries = 2
+paired_encoder = "tiny"
 encoders = [
   {{ name = "hist", kind = "color_histogram", options = {{ bins = 6 }} }},
   {{ name = "tiny", kind = "siglip", path = "{siglip}" }},
@@ -45,6 +46,13 @@ encoders = [
     assert data["summary"][0]["seeds"] == 2 and len(data["runs"]) == 2
     assert data["summary"][1]["mean"] != data["summary"][2]["mean"]  # random_init: new weights
     assert data["ks"] == [1, 5] and "recall@5" in data["runs"][0]["encoders"]["hist"]
+    # "tiny" minus each other encoder, on each seed's benchmark, for mAP@1, mAP@5 and mAP.
+    assert len(data["paired"]) == 2
+    assert {(d["encoder"], d["other"], d["metric"]) for d in data["paired"][1]} == {
+        ("tiny", other, metric)
+        for other in ("hist", "tiny_untrained")
+        for metric in ("map@1", "map@5", "mAP")
+    }
     for name in ("results.md", "results.png", "grid_hist.png", "grid_tiny_untrained.png"):
         assert (out / name).is_file(), name
     assert (out / "benchmark_seed1" / "heldout_styles.json").is_file()
@@ -78,6 +86,19 @@ def test_bench_errors_are_clean(tmp_path: Path) -> None:
         ["bench", "retrieval", "--source", str(tmp_path), "--encoders", '[{name = "x", kind = "csd"}]'],
     )
     assert result.exit_code == 2
+
+
+def test_an_unknown_paired_encoder_is_named(procedural_shards: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _app(),
+        ["bench", "retrieval", "--source", str(procedural_shards), "--holdout-styles", "4", "--output-dir",
+         str(tmp_path), "--paired-encoder", "nope"],
+    )  # fmt: skip
+    assert (
+        result.exit_code == 2
+        and "paired_encoder 'nope'" in result.output
+        and "color_histogram" in result.output
+    )
 
 
 def test_bench_dataset(procedural_shards: Path, tmp_path: Path) -> None:

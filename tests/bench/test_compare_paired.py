@@ -90,3 +90,16 @@ def test_compare_encoders_uses_the_first_and_names_bad_requests() -> None:
         paired_difference(result, "a", "z", "map@1")
     with pytest.raises(KeyError, match="metric 'mAP' was not computed"):
         paired_difference(result, "a", "b", "mAP")
+
+
+def test_standard_map_is_compared_only_where_it_was_computed() -> None:
+    rng = np.random.default_rng(3)
+    q, g, ql, gl = rng.normal(size=(6, 4)), rng.normal(size=(12, 4)), [0, 0, 1, 1, 2, 2], [0, 1, 2] * 4
+    runs = {}
+    for name in ("a", "b"):
+        scores = evaluate_embeddings(q, g, ql, gl, ks=(1, 10), standard_map=False)
+        runs[name] = EncoderRun(name, scores, None, 4, 0.0)  # type: ignore[arg-type]
+    result = RetrievalResult({}, [1, 10], [_item(label, "query", i) for i, label in enumerate(ql)], [], runs)
+    assert [d.metric for d in compare_encoders(result)] == ["map@1", "map@10"]
+    with pytest.raises(KeyError, match="no encoder 'c'"):
+        compare_encoders(result, "c")

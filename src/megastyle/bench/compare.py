@@ -95,7 +95,11 @@ def compare_encoders(
     """``encoder`` (default: the first evaluated) against every other encoder, on each metric."""
     names = list(result.runs)
     encoder = encoder or names[0]
-    metrics = list(metrics or default_metrics(result.ks))
+    if encoder not in result.runs:
+        raise KeyError(f"no encoder {encoder!r} in this result (have: {', '.join(names)})")
+    if metrics is None:  # standard mAP only where it was computed
+        computed = result.runs[encoder].scores.per_query
+        metrics = [m for m in default_metrics(result.ks) if m in computed]
     return [
         paired_difference(result, encoder, other, metric, reps=reps, seed=seed)
         for other in names

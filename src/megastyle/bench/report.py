@@ -212,15 +212,19 @@ def write_retrieval_report(
     grid_queries: int = 8,
     grid_top: int = 5,
     console: Console | None = None,
+    paired_encoder: str | None = None,
 ) -> dict[str, Path]:
-    """Print the table and write results.json, results.md, results.png and one grid per encoder."""
+    """Print the tables and write results.json, results.md, results.png and one grid per encoder.
+
+    With several encoders, ``paired_encoder`` (default: the first) is compared with each other one.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = summarise(results)
     ks = results[0].ks
     print_table(rows, ks, console)
     # The first encoder against each other one, query by query, on every benchmark seed.
-    paired = [compare_encoders(result) for result in results] if len(results[0].runs) > 1 else []
+    paired = [compare_encoders(r, paired_encoder) for r in results] if len(results[0].runs) > 1 else []
     for diffs in paired:
         paired_table(diffs, console)
     files = {

@@ -97,6 +97,10 @@ class RetrievalConfig(CommandConfig):
     seeds: list[int] = Field([0], description="One benchmark per seed; the table shows mean ± std.")
     ks: list[int] = Field([1, 10, 100], description="k values of Recall@k and mAP@k.")
     encoders: list[EncoderSpec] = Field(default_factory=_default_encoders, description="Encoders to score.")
+    paired_encoder: str | None = Field(
+        None,
+        description="Encoder compared query by query with each other one, with 95% intervals (default: the first).",
+    )
     output_dir: Path = Field(Path("runs/bench/retrieval"), description="Folder for tables, plot and grids.")
     batch_size: int = Field(32, ge=1, description="Images per forward pass.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', ...")
@@ -174,6 +178,10 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
     encoders = {spec.name: build_embedder(spec, device) for spec in cfg.encoders}
     if len(encoders) != len(cfg.encoders):
         raise ConfigError("encoder names must be unique")
+    if cfg.paired_encoder is not None and cfg.paired_encoder not in encoders:
+        raise ConfigError(
+            f"paired_encoder {cfg.paired_encoder!r} is not one of the encoders: {', '.join(encoders)}"
+        )
     results = [
         evaluate(benchmark, encoders, ks=cfg.ks, batch_size=cfg.batch_size, standard_map=cfg.standard_map)
         for benchmark in benchmarks
@@ -185,6 +193,7 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
         grid_queries=cfg.grid_queries,
         grid_top=cfg.grid_top,
         console=console,
+        paired_encoder=cfg.paired_encoder,
     )
     rejected = sum(len(r.rejects) for r in results)
     console.print(
