@@ -137,9 +137,8 @@ class Runner:
         self.config = TINY_CONFIG if args.tiny else FLUX_DEV_CONFIG
         self.model: Any = None
         self.fused_qkv = False  # set once --fuse-qkv has fused this process's model (the compiled section)
-        self.sdpa = (
-            "default"  # SDPA backend of the rows; --compiled-sdpa restricts it for the compiled section
-        )
+        # The SDPA backend of the rows: SDPA's own choice until --compiled-sdpa restricts the compiled section.
+        self.sdpa = "default"
         self.build_model()
         self.build_s = self.last_build_s
         self.params = sum(p.numel() for p in self.model.parameters())

@@ -53,6 +53,8 @@ encoders = [
         for other in ("hist", "tiny_untrained")
         for metric in ("map@1", "map@5", "mAP")
     }
+    markdown = (out / "results.md").read_text()
+    assert "tiny minus each encoder" in markdown and "benchmark seed 1" in markdown
     for name in ("results.md", "results.png", "grid_hist.png", "grid_tiny_untrained.png"):
         assert (out / name).is_file(), name
     assert (out / "benchmark_seed1" / "heldout_styles.json").is_file()

@@ -223,10 +223,11 @@ def write_retrieval_report(
     rows = summarise(results)
     ks = results[0].ks
     print_table(rows, ks, console)
-    # The first encoder against each other one, query by query, on every benchmark seed.
+    # One encoder against each other one, query by query, on every benchmark seed.
     paired = [compare_encoders(r, paired_encoder) for r in results] if len(results[0].runs) > 1 else []
-    for diffs in paired:
-        paired_table(diffs, console)
+    labels = [_seed_label(r) if len(results) > 1 else "" for r in results]
+    for diffs, label in zip(paired, labels, strict=False):
+        paired_table(diffs, console, label)
     files = {
         "json": out / "results.json",
         "markdown": out / "results.md",
@@ -239,7 +240,7 @@ def write_retrieval_report(
         f"{len(results[0].gallery)} gallery images, {len(results)} seed(s). "
         "mAP@k is CSD's (mean precision@1..k); mAP is standard average precision.\n\n"
     )
-    sections = [paired_markdown(diffs) for diffs in paired]
+    sections = [paired_markdown(diffs, label) for diffs, label in zip(paired, labels, strict=False)]
     files["markdown"].write_text("\n".join([header + markdown_table(rows, ks), *sections]), encoding="utf-8")
     for name in results[0].runs:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
@@ -249,11 +250,16 @@ def write_retrieval_report(
     return files
 
 
-def _paired_title(diffs: Sequence[PairedDifference]) -> str:
+def _seed_label(result: RetrievalResult) -> str:
+    seed = result.benchmark.get("params", {}).get("seed")
+    return "" if seed is None else f"benchmark seed {seed}"
+
+
+def _paired_title(diffs: Sequence[PairedDifference], label: str = "") -> str:
     first = diffs[0]
     return (
         f"{first.encoder} minus each encoder, paired over the same {first.queries} queries "
-        f"(95% interval: bootstrap over the {first.styles} held-out styles)"
+        f"(95% interval: bootstrap over the {first.styles} held-out styles)" + (f", {label}" if label else "")
     )
 
 
@@ -271,9 +277,9 @@ def _paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
 PAIRED_COLUMNS = ("against", "metric", "difference", "95% interval", "queries better / worse")
 
 
-def paired_table(diffs: Sequence[PairedDifference], console: Console | None = None) -> Table:
+def paired_table(diffs: Sequence[PairedDifference], console: Console | None = None, label: str = "") -> Table:
     """Print (and return) the paired differences of one encoder against the others."""
-    table = Table(title=_paired_title(diffs))
+    table = Table(title=_paired_title(diffs, label))
     table.add_column(PAIRED_COLUMNS[0], overflow="fold")
     for column in PAIRED_COLUMNS[1:]:
         table.add_column(column, justify="right", no_wrap=True)
@@ -283,9 +289,9 @@ def paired_table(diffs: Sequence[PairedDifference], console: Console | None = No
     return table
 
 
-def paired_markdown(diffs: Sequence[PairedDifference]) -> str:
+def paired_markdown(diffs: Sequence[PairedDifference], label: str = "") -> str:
     """The paired differences as Markdown, under their title."""
-    lines = [f"{_paired_title(diffs)}:", "", "| " + " | ".join(PAIRED_COLUMNS) + " |"]
+    lines = [f"{_paired_title(diffs, label)}:", "", "| " + " | ".join(PAIRED_COLUMNS) + " |"]
     lines.append("|---" * len(PAIRED_COLUMNS) + "|")
     lines += ["| " + " | ".join(_paired_cells(d)) + " |" for d in diffs]
     return "\n".join(lines) + "\n"
