@@ -63,7 +63,7 @@ def test_report_files(scored: tuple[object, RetrievalResult], tmp_path: Path) ->
     top1 = next(d for d in paired if d["other"] == "random" and d["metric"] == "map@1")
     expected = result.runs["color_histogram"].scores.recall[1] - result.runs["random"].scores.recall[1]
     assert top1["difference"] == pytest.approx(expected) and top1["ci95"][0] > 0
-    assert "color_histogram minus each encoder" in markdown and "| random | mAP@1 = R@1 |" in markdown
+    assert "color_histogram minus each encoder" in markdown and "| random | mAP@1 |" in markdown
     plot = Image.open(files["plot"])
     assert plot.size[0] > 300
     grid = Image.open(files["grid:color_histogram"]).convert("RGB")

@@ -259,12 +259,13 @@ def _paired_title(diffs: Sequence[PairedDifference], label: str = "") -> str:
     first = diffs[0]
     return (
         f"{first.encoder} minus each encoder, paired over the same {first.queries} queries "
-        f"(95% interval: bootstrap over the {first.styles} held-out styles)" + (f", {label}" if label else "")
+        f"(95% interval: bootstrap over the {first.styles} held-out styles; mAP@1 = Recall@1; better/worse: "
+        "queries where it scores higher/lower)" + (f", {label}" if label else "")
     )
 
 
 def _paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
-    metric = "mAP@1 = R@1" if d.metric == "map@1" else d.metric.replace("map@", "mAP@")
+    metric = d.metric.replace("map@", "mAP@").replace("recall@", "R@")
     return (
         d.other,
         metric,
@@ -274,13 +275,13 @@ def _paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
     )
 
 
-PAIRED_COLUMNS = ("against", "metric", "difference", "95% interval", "queries better / worse")
+PAIRED_COLUMNS = ("against", "metric", "difference", "95% interval", "better/worse")
 
 
 def paired_table(diffs: Sequence[PairedDifference], console: Console | None = None, label: str = "") -> Table:
     """Print (and return) the paired differences of one encoder against the others."""
     table = Table(title=_paired_title(diffs, label))
-    table.add_column(PAIRED_COLUMNS[0], overflow="fold")
+    table.add_column(PAIRED_COLUMNS[0], overflow="fold", min_width=18)  # names wrap, numbers never do
     for column in PAIRED_COLUMNS[1:]:
         table.add_column(column, justify="right", no_wrap=True)
     for d in diffs:
