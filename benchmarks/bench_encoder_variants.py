@@ -68,7 +68,7 @@ def main() -> None:
     from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
     from megastyle.bench.report import summarise
     from megastyle.bench.retrieval import RetrievalBenchmark, evaluate
-    from megastyle.config import ConfigError, load_config
+    from megastyle.config import ConfigError, load_config, merge_config_data
     from megastyle.encode.model import StyleEncoder
     from megastyle.encode.train import build_encoder, train_encoder
     from megastyle.encode.train_config import TrainEncoderConfig
@@ -135,9 +135,8 @@ def main() -> None:
         start = time.perf_counter()
         try:
             overrides = {**fields, "seed": seed, "output_dir": str(work)}
-            if isinstance(fields.get("tiny"), dict):
-                overrides["tiny"] = {**base.tiny.model_dump(), **fields["tiny"]}
-            cfg = load_config(TrainEncoderConfig, None, {**base.model_dump(mode="json"), **overrides})
+            data = merge_config_data(base.model_dump(mode="json"), overrides)  # tiny = {...} keeps the rest
+            cfg = load_config(TrainEncoderConfig, None, data)
             trained = train_encoder(cfg)
             encoder = StyleEncoder.from_pretrained(trained.encoder_dir)
             record["scores"] = next(

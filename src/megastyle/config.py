@@ -73,11 +73,12 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_config_data(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it; nested tables merge key by key instead of being replaced."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_config_data(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -125,7 +126,7 @@ def load_config(
             data = data[section]
     if overrides:
         extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        data = _merge(data, extra)
+        data = merge_config_data(data, extra)
     try:
         return config_cls.model_validate(_coerce_strings(config_cls, data))
     except ValidationError as err:
