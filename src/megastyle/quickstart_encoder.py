@@ -16,7 +16,14 @@ import numpy as np
 from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.compare import compare_encoders
 from megastyle.bench.dataset_quality import dataset_quality
-from megastyle.bench.report import format_interval, quality_table, summarise, write_retrieval_report
+from megastyle.bench.report import (
+    PAIRED_COLUMNS,
+    format_interval,
+    paired_cells,
+    quality_table,
+    summarise,
+    write_retrieval_report,
+)
 from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchmark, evaluate
 from megastyle.data import build_style_index
 from megastyle.encode.model import StyleEncoder
@@ -177,13 +184,7 @@ def train_and_benchmark(
         f"interval resamples the {len(benchmark.heldout_styles)} held-out styles (one query moves Recall@1 by "
         f"{1 / max(1, len(benchmark.queries)):.4f})."
     )
-    section.table(
-        ["against", "metric", "difference", "95% interval", "queries better / worse"],
-        [
-            (d.other, d.metric, d.difference, format_interval(d.ci95, signed=True), f"{d.better} / {d.worse}")
-            for d in paired
-        ],
-    )
+    section.table(PAIRED_COLUMNS, [paired_cells(d) for d in paired])
     section.image(files["plot"], out, "Recall@k and mAP@k per encoder on held-out styles.")
     grid = files.get("grid:megastyle-tiny (SSCL)")
     if grid is not None:

@@ -264,7 +264,8 @@ def _paired_title(diffs: Sequence[PairedDifference], label: str = "") -> str:
     )
 
 
-def _paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
+def paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
+    """One row of the paired table, formatted: against, metric, difference, interval, better/worse."""
     metric = d.metric.replace("map@", "mAP@").replace("recall@", "R@")
     return (
         d.other,
@@ -285,7 +286,7 @@ def paired_table(diffs: Sequence[PairedDifference], console: Console | None = No
     for column in PAIRED_COLUMNS[1:]:
         table.add_column(column, justify="right", no_wrap=True)
     for d in diffs:
-        table.add_row(*_paired_cells(d))
+        table.add_row(*paired_cells(d))
     (console or Console()).print(table)
     return table
 
@@ -294,7 +295,7 @@ def paired_markdown(diffs: Sequence[PairedDifference], label: str = "") -> str:
     """The paired differences as Markdown, under their title."""
     lines = [f"{_paired_title(diffs, label)}:", "", "| " + " | ".join(PAIRED_COLUMNS) + " |"]
     lines.append("|---" * len(PAIRED_COLUMNS) + "|")
-    lines += ["| " + " | ".join(_paired_cells(d)) + " |" for d in diffs]
+    lines += ["| " + " | ".join(paired_cells(d)) + " |" for d in diffs]
     return "\n".join(lines) + "\n"
 
 
