@@ -64,24 +64,33 @@ def paired_difference(
     labels = np.array([item.label for item in result.queries])
     if len(labels) != len(delta):
         raise ValueError(f"{len(delta)} per-query values for {len(labels)} queries")
-    _, cluster = np.unique(labels, return_inverse=True)
-    sums = np.bincount(cluster, weights=delta)
-    counts = np.bincount(cluster).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(sums), size=(reps, len(sums)))
-    resampled = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    low, high = np.percentile(resampled, [2.5, 97.5])
     return PairedDifference(
         encoder=encoder,
         other=other,
         metric=metric,
         difference=float(delta.mean()),
-        ci95=(float(low), float(high)),
+        ci95=cluster_bootstrap_interval(delta, labels, reps=reps, seed=seed),
         better=int((delta > 0).sum()),
         worse=int((delta < 0).sum()),
         queries=len(delta),
-        styles=len(sums),
+        styles=len(np.unique(labels)),
     )
+
+
+def cluster_bootstrap_interval(
+    values: np.ndarray, clusters: np.ndarray, *, reps: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``values``, resampling whole clusters with replacement."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) != len(clusters):
+        raise ValueError(f"{len(values)} values for {len(clusters)} cluster labels")
+    _, cluster = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.bincount(cluster, weights=values)
+    counts = np.bincount(cluster).astype(np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(sums), size=(reps, len(sums)))
+    resampled = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def compare_encoders(

@@ -12,6 +12,9 @@
   pair; 0.5 = no leakage). The AUC does not depend on an encoder's cosine scale, so it compares
   across encoders; the raw gap does not. Its 95% interval comes from a bootstrap that resamples whole
   contents (a content's pairs share images, so they are not independent) and the other pairs.
+- Matched content leakage (``bench.leakage``): the same question with the style pair held fixed, each
+  same-content pair against pairs of the same two styles that do not share the content. It removes
+  the spread of style-pair similarity that the global AUC compares across, so it sees smaller leaks.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from megastyle.bench.leakage import matched_leakage, same_content_pairs
 from megastyle.bench.retrieval import Embedder
 from megastyle.data import Reject, ShardReader, build_style_index, decode_image
 
@@ -40,10 +44,13 @@ class DatasetQuality:
     leakage_gap: float | None
     leakage_auc: float | None
     leakage_auc_ci95: tuple[float, float] | None
+    leakage_matched_auc: float | None
+    leakage_matched_auc_ci95: tuple[float, float] | None
     styles: int
     images: int
     same_content_pairs: int
     diff_content_pairs: int
+    matched_pairs: int
     centroid_pairs: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,13 +118,13 @@ def dataset_quality(
         float(np.einsum("ij,ij->i", x[a[cross]], x[b[cross]]).mean()) if cross.any() else float("nan")
     )
 
-    same_mean = diff_mean = gap = auc = ci = None
-    n_same = n_diff = 0
+    same_mean = diff_mean = gap = auc = ci = matched_auc = matched_ci = None
+    n_same = n_diff = n_matched = 0
     if content_labels is not None:
         contents = np.asarray(content_labels)
         if len(contents) != len(x):
             raise ValueError(f"{len(contents)} content labels for {len(x)} embeddings")
-        same_pairs = _same_content_pairs(contents, styles, max_pairs, rng)
+        same_pairs = same_content_pairs(contents, styles, max_pairs, rng)
         unrelated = cross & (contents[a] != contents[b])
         if len(same_pairs) and unrelated.any():
             same = np.einsum("ij,ij->i", x[same_pairs[:, 0]], x[same_pairs[:, 1]])
@@ -127,6 +134,10 @@ def dataset_quality(
             n_same, n_diff = len(same), len(diff)
             if bootstrap:
                 ci = _auc_interval(same, contents[same_pairs[:, 0]], diff, bootstrap, rng)
+        matched = matched_leakage(x, styles, contents, max_pairs=max_pairs, seed=seed)
+        matched_auc, n_matched = matched.auc, len(matched.values)
+        if bootstrap and n_matched:
+            matched_ci = matched.interval(reps=bootstrap, seed=seed)
     return DatasetQuality(
         intra_style_consistency=float(np.mean(intra)) if intra else float("nan"),
         inter_style_diversity=1.0 - centroid_mean,
@@ -136,10 +147,13 @@ def dataset_quality(
         leakage_gap=gap,
         leakage_auc=auc,
         leakage_auc_ci95=ci,
+        leakage_matched_auc=matched_auc,
+        leakage_matched_auc_ci95=matched_ci,
         styles=len(groups),
         images=len(x),
         same_content_pairs=n_same,
         diff_content_pairs=n_diff,
+        matched_pairs=n_matched,
         centroid_pairs=centroid_pairs,
     )
 
@@ -157,26 +171,6 @@ def _auc_interval(
         aucs.append(_pair_auc(positives, negatives))
     low, high = np.percentile(aucs, [2.5, 97.5])
     return float(low), float(high)
-
-
-def _same_content_pairs(
-    contents: np.ndarray, styles: np.ndarray, limit: int, rng: np.random.Generator
-) -> np.ndarray:
-    """All different-style pairs sharing a content, or a seeded sample of ``limit`` of them."""
-    by_content: dict[object, list[int]] = defaultdict(list)
-    for i, content in enumerate(contents.tolist()):
-        by_content[content].append(i)
-    pairs = [
-        (rows[i], rows[j])
-        for rows in by_content.values()
-        for i in range(len(rows))
-        for j in range(i + 1, len(rows))
-        if styles[rows[i]] != styles[rows[j]]
-    ]
-    out = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    if len(out) > limit:
-        out = out[rng.choice(len(out), size=limit, replace=False)]
-    return out
 
 
 def _pairs(n: int, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from megastyle.bench.compare import PairedDifference, compare_encoders
 from megastyle.bench.dataset_quality import DatasetQuality
+from megastyle.bench.leakage import LeakageDifference
 from megastyle.bench.retrieval import RetrievalBenchmark
 from megastyle.bench.retrieval_eval import RetrievalResult
 
@@ -279,24 +280,60 @@ def paired_cells(d: PairedDifference) -> tuple[str, str, str, str, str]:
 PAIRED_COLUMNS = ("against", "metric", "difference", "95% interval", "better/worse")
 
 
-def paired_table(diffs: Sequence[PairedDifference], console: Console | None = None, label: str = "") -> Table:
-    """Print (and return) the paired differences of one encoder against the others."""
-    table = Table(title=_paired_title(diffs, label))
-    table.add_column(PAIRED_COLUMNS[0], overflow="fold", min_width=18)  # names wrap, numbers never do
-    for column in PAIRED_COLUMNS[1:]:
+def _print_rows(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], console: Console | None
+) -> Table:
+    table = Table(title=title)
+    table.add_column(columns[0], overflow="fold", min_width=18)  # names wrap, numbers never do
+    for column in columns[1:]:
         table.add_column(column, justify="right", no_wrap=True)
-    for d in diffs:
-        table.add_row(*paired_cells(d))
+    for row in rows:
+        table.add_row(*row)
     (console or Console()).print(table)
     return table
 
 
+def _markdown_rows(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = [f"{title}:", "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def paired_table(diffs: Sequence[PairedDifference], console: Console | None = None, label: str = "") -> Table:
+    """Print (and return) the paired differences of one encoder against the others."""
+    return _print_rows(_paired_title(diffs, label), PAIRED_COLUMNS, [paired_cells(d) for d in diffs], console)
+
+
 def paired_markdown(diffs: Sequence[PairedDifference], label: str = "") -> str:
     """The paired differences as Markdown, under their title."""
-    lines = [f"{_paired_title(diffs, label)}:", "", "| " + " | ".join(PAIRED_COLUMNS) + " |"]
-    lines.append("|---" * len(PAIRED_COLUMNS) + "|")
-    lines += ["| " + " | ".join(paired_cells(d)) + " |" for d in diffs]
-    return "\n".join(lines) + "\n"
+    return _markdown_rows(_paired_title(diffs, label), PAIRED_COLUMNS, [paired_cells(d) for d in diffs])
+
+
+def _leakage_title(diffs: Sequence[LeakageDifference]) -> str:
+    first = diffs[0]
+    return (
+        f"Matched content leakage, {first.encoder} minus each encoder over the same {first.pairs} same-content "
+        f"pairs (negative: it leaks less; 95% interval: bootstrap over the {first.contents} contents; "
+        "less/more: pairs where it scores lower/higher)"
+    )
+
+
+LEAKAGE_COLUMNS = ("against", "difference", "95% interval", "less/more")
+
+
+def leakage_cells(d: LeakageDifference) -> tuple[str, str, str, str]:
+    """One row of the paired leakage table, formatted."""
+    return d.other, f"{d.difference:+.3f}", format_interval(d.ci95, signed=True), f"{d.less} / {d.more}"
+
+
+def leakage_paired_table(diffs: Sequence[LeakageDifference], console: Console | None = None) -> Table:
+    """Print (and return) one encoder's matched leakage minus each other encoder's."""
+    return _print_rows(_leakage_title(diffs), LEAKAGE_COLUMNS, [leakage_cells(d) for d in diffs], console)
+
+
+def leakage_paired_markdown(diffs: Sequence[LeakageDifference]) -> str:
+    """The paired leakage differences as Markdown, under their title."""
+    return _markdown_rows(_leakage_title(diffs), LEAKAGE_COLUMNS, [leakage_cells(d) for d in diffs])
 
 
 def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | None = None) -> Table:
@@ -305,10 +342,19 @@ def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | No
     table = Table(
         title="Dataset quality (" + "; ".join(f"{n} styles, {m} images" for n, m in sizes) + ")",
         caption="intra: intra-style consistency; inter: inter-style diversity; leak gap and leak AUC: how "
-        "same-content pairs of different styles score against other pairs (AUC 0.5 = no leakage)",
+        "same-content pairs of different styles score against other pairs (AUC 0.5 = no leakage); matched: "
+        "against pairs of the same two styles only",
     )
     # (header, width of its widest value): numbers never lose digits, long embedder names wrap.
-    columns = [("intra ↑", 5), ("inter ↑", 5), ("leak gap ↓", 6), ("leak AUC", 5), ("AUC 95% CI", 11)]
+    columns = [
+        ("intra ↑", 5),
+        ("inter ↑", 5),
+        ("leak gap ↓", 6),
+        ("leak AUC", 5),
+        ("AUC 95% CI", 11),
+        ("matched AUC", 5),
+        ("matched 95% CI", 11),
+    ]
     table.add_column("embedder", overflow="fold", min_width=12)
     for column, width in columns:
         table.add_column(column, justify="right", no_wrap=True, min_width=width)
@@ -324,6 +370,8 @@ def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | No
             fmt(q.leakage_gap),
             fmt(q.leakage_auc),
             format_interval(q.leakage_auc_ci95),
+            fmt(q.leakage_matched_auc),
+            format_interval(q.leakage_matched_auc_ci95),
         )
     (console or Console()).print(table)
     return table
@@ -337,6 +385,8 @@ def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
         "leakage_gap",
         "leakage_auc",
         "leakage_auc_ci95",
+        "leakage_matched_auc",
+        "leakage_matched_auc_ci95",
         "styles",
         "images",
     ]
@@ -344,8 +394,8 @@ def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
     for name, q in qualities.items():
         data = q.as_dict()
         cells = [
-            format_interval(q.leakage_auc_ci95, 4)
-            if k == "leakage_auc_ci95"
+            format_interval(data[k], 4)
+            if k.endswith("_ci95")
             else f"{data[k]:.4f}"
             if isinstance(data[k], float)
             else str(data[k])

@@ -1,0 +1,140 @@
+"""Matched content leakage: hand-computed values, a brute-force reference, and paired differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import megastyle.bench.leakage as leakage_module
+from megastyle.bench.dataset_quality import dataset_quality
+from megastyle.bench.leakage import compare_leakage, matched_leakage, paired_leakage_difference
+from megastyle.bench.report import leakage_paired_markdown, quality_markdown
+
+
+def _at(*degrees: float) -> np.ndarray:
+    rad = np.radians(degrees)
+    return np.stack([np.cos(rad), np.sin(rad)], axis=1)
+
+
+def test_hand_computed_value() -> None:
+    # A holds contents x, y; B holds x, z, w. One same-content pair: (A_x, B_x), cosine cos 60° = 0.5.
+    # Matched negatives: A_x·B_z = cos 100° < 0.5 (won), A_x·B_w = cos 30° > 0.5 (lost), B_x·A_y = cos 90° (won).
+    x = _at(0, 150, 60, 100, 30)
+    m = matched_leakage(x, ["A", "A", "B", "B", "B"], ["x", "y", "x", "z", "w"])
+    assert m.pairs.tolist() == [[0, 2]]
+    assert m.values.tolist() == pytest.approx([2 / 3])
+    assert m.auc == pytest.approx(2 / 3)
+
+
+def test_ties_count_half_and_extremes() -> None:
+    styles = np.repeat(np.arange(6), 4)
+    contents = np.concatenate([np.roll(np.arange(8), s)[:4] for s in range(6)])
+    rng = np.random.default_rng(0)
+    style_only = rng.normal(size=(6, 16))[styles]  # content-blind: every matched comparison ties
+    assert matched_leakage(style_only, styles, contents).auc == pytest.approx(0.5)
+    content_only = rng.normal(size=(8, 16))[contents]  # pure content: a same-content pair scores 1
+    assert matched_leakage(content_only, styles, contents).auc == pytest.approx(1.0)
+
+
+def _brute_force(x: np.ndarray, styles: np.ndarray, contents: np.ndarray) -> list[float]:
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out = []
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            if contents[i] != contents[j] or styles[i] == styles[j]:
+                continue
+            pos = x[i] @ x[j]
+            negs = [
+                x[i] @ x[k] for k in range(len(x)) if styles[k] == styles[j] and contents[k] != contents[i]
+            ]
+            negs += [
+                x[j] @ x[k] for k in range(len(x)) if styles[k] == styles[i] and contents[k] != contents[i]
+            ]
+            if negs:
+                out.append(float(np.mean([(pos > n) + 0.5 * (pos == n) for n in negs])))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [3, 4096])
+def test_matches_a_brute_force_reference_with_uneven_styles(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(leakage_module, "CHUNK_PAIRS", chunk)
+    rng = np.random.default_rng(1)
+    sizes = [1, 2, 5, 3, 4, 6]  # a one-image style pads the member table
+    styles = np.repeat(np.arange(len(sizes)), sizes)
+    contents = rng.integers(0, 4, len(styles))
+    x = rng.normal(size=(len(styles), 5))
+    m = matched_leakage(x, [f"s{s}" for s in styles], contents)
+    assert len(m.values) > 10
+    assert sorted(m.values.tolist()) == pytest.approx(sorted(_brute_force(x, styles, contents)))
+
+
+def _confounded(leak: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """40 styles × 8 images; style directions range from near-identical to unrelated; a small content term."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=32)
+    spread = rng.uniform(0.2, 3.0, size=(40, 1))  # how far each style sits from the shared direction
+    style_vecs = base + spread * rng.normal(size=(40, 32))
+    content_vecs = rng.normal(size=(64, 32))
+    styles = np.repeat(np.arange(40), 8)
+    contents = np.concatenate([rng.choice(64, 8, replace=False) for _ in range(40)])
+    x = style_vecs[styles] + leak * content_vecs[contents] + 0.3 * rng.normal(size=(320, 32))
+    return x, styles, contents
+
+
+def test_matched_measure_sees_a_leak_the_global_one_cannot_separate_from_chance() -> None:
+    x, styles, contents = _confounded(leak=0.2)
+    quality = dataset_quality(x, styles, contents, seed=0)
+    assert quality.leakage_auc_ci95 is not None and quality.leakage_matched_auc_ci95 is not None
+    # Measured: global AUC 0.508 (0.482–0.540), matched 0.607 (0.576–0.634) over 771 pairs.
+    assert quality.leakage_auc_ci95[0] < 0.5 < quality.leakage_auc_ci95[1]
+    assert quality.leakage_matched_auc_ci95[0] > 0.55
+    assert quality.matched_pairs > 100
+    blind, _, _ = _confounded(leak=0.0)
+    chance = dataset_quality(blind, styles, contents, seed=0)
+    assert chance.leakage_matched_auc_ci95 is not None
+    assert chance.leakage_matched_auc_ci95[0] < 0.5 < chance.leakage_matched_auc_ci95[1]
+
+
+def test_paired_difference_of_a_blind_and_a_leaking_encoder() -> None:
+    leaking, styles, contents = _confounded(leak=0.5)
+    blind, _, _ = _confounded(leak=0.0)
+    scores = {
+        "blind": matched_leakage(blind, styles, contents),
+        "leaking": matched_leakage(leaking, styles, contents),
+        "blind again": matched_leakage(blind, styles, contents),
+    }
+    diffs = compare_leakage(scores)
+    assert [d.other for d in diffs] == ["leaking", "blind again"]
+    assert diffs[0].difference < 0 and diffs[0].ci95[1] < 0  # leaks less, beyond resampling noise
+    assert diffs[0].less > diffs[0].more
+    assert diffs[1].difference == 0.0 and diffs[1].ci95 == (0.0, 0.0)  # identical scores differ by exactly 0
+    assert diffs[0].pairs == len(scores["blind"].values) and diffs[0].contents <= 64
+    text = leakage_paired_markdown(diffs)
+    assert "| leaking | " in text and f"{diffs[0].difference:+.3f}" in text
+
+
+def test_bad_inputs_are_named() -> None:
+    x, styles, contents = _confounded(leak=0.5)
+    with pytest.raises(ValueError, match="320 embeddings, 319 style labels"):
+        matched_leakage(x, styles[:-1], contents)
+    a = matched_leakage(x, styles, contents)
+    b = matched_leakage(x, styles, contents, max_pairs=50)
+    assert len(b.values) <= 50
+    with pytest.raises(ValueError, match="different pairs"):
+        paired_leakage_difference({"a": a, "b": b}, "a", "b")
+    with pytest.raises(KeyError, match="no encoder 'c'"):
+        paired_leakage_difference({"a": a, "b": b}, "a", "c")
+
+
+def test_sampling_is_seeded_and_no_pairs_gives_none() -> None:
+    x, styles, contents = _confounded(leak=0.5)
+    first, again = (matched_leakage(x, styles, contents, max_pairs=60, seed=4) for _ in range(2))
+    other = matched_leakage(x, styles, contents, max_pairs=60, seed=5)
+    assert np.array_equal(first.pairs, again.pairs) and not np.array_equal(first.pairs, other.pairs)
+    disjoint = matched_leakage(x[:16], styles[:16], np.arange(16))  # no content shared by two styles
+    assert disjoint.auc is None and disjoint.interval() is None
+    quality = dataset_quality(x[:16], styles[:16], np.arange(16))
+    assert quality.leakage_matched_auc is None and quality.matched_pairs == 0
+    assert "leakage_matched_auc" in quality_markdown({"e": quality})
