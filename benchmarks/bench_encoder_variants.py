@@ -73,7 +73,7 @@ def main() -> None:
     from megastyle.encode.train import build_encoder, train_encoder
     from megastyle.encode.train_config import TrainEncoderConfig
     from megastyle.quickstart import QuickstartConfig
-    from megastyle.quickstart_encoder import quickstart_train_config
+    from megastyle.quickstart_encoder import saved_run_train_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="A quickstart output folder (curate/dataset, benchmark/).")
@@ -85,23 +85,12 @@ def main() -> None:
     args = parser.parse_args()
 
     run_cfg = load_config(QuickstartConfig, args.run / "config.toml")
-    dataset_dir, bench_dir = args.run / "curate" / "dataset", args.run / "benchmark"
-    benchmark = RetrievalBenchmark.load(bench_dir)
+    benchmark = RetrievalBenchmark.load(args.run / "benchmark")
     out = args.out or args.run / "variants"
     out.mkdir(parents=True, exist_ok=True)
     seeds = args.train_seeds or [run_cfg.seed]
     variants = _load_variants(args.variants, args.only)
-    base = quickstart_train_config(
-        dataset_dir,
-        benchmark,
-        bench_dir,
-        out,
-        seed=run_cfg.seed,
-        epochs=run_cfg.encoder_epochs,
-        image_size=run_cfg.encoder_image_size,
-        crop_grid=run_cfg.encoder_crop_grid,
-        progress=False,
-    )
+    base = saved_run_train_config(args.run, out)
 
     log = out / "results.jsonl"
     done: dict[str, dict[str, Any]] = {}

@@ -53,9 +53,18 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
         other = encoder["retrieval"][d["other"]]
         assert d["difference"] == pytest.approx(sscl[d["metric"]] - other[d["metric"]])
     assert {d["other"] for d in encoder["paired"]} == set(encoder["retrieval"]) - {"megastyle-tiny (SSCL)"}
+    # Matched leakage: the trained encoder minus each other one over the same same-content pairs.
+    leakage_file = json.loads((tmp_path / "qs" / "retrieval" / "leakage.json").read_text())
+    as_json = json.loads(json.dumps({"encoders": encoder["leakage"], "paired": encoder["leakage_paired"]}))
+    assert leakage_file == as_json
+    assert {d["other"] for d in encoder["leakage_paired"]} == set(encoder["leakage"]) - {
+        "megastyle-tiny (SSCL)"
+    }
+    for d in encoder["leakage_paired"]:
+        assert d["pairs"] > 0 and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
     assert results["transfer"] == {"images": 6, "untrained": True}
     report = (tmp_path / "qs" / "report.html").read_text()
-    for heading in ("1. Curation", "StyleRetrieval", "4. Style transfer"):
+    for heading in ("1. Curation", "StyleRetrieval", "4. Style transfer", "Matched leakage compares"):
         assert heading in report
     heldout = json.loads((tmp_path / "qs" / "benchmark" / "heldout_styles.json").read_text())
     assert heldout  # the benchmark's held-out styles were written for train-encoder to exclude

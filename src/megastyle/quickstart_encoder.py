@@ -15,10 +15,14 @@ import numpy as np
 
 from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.compare import compare_encoders
-from megastyle.bench.dataset_quality import dataset_quality
+from megastyle.bench.dataset_quality import DatasetQuality, dataset_quality
+from megastyle.bench.leakage import MatchedLeakage, compare_leakage, matched_leakage
 from megastyle.bench.report import (
+    LEAKAGE_COLUMNS,
     PAIRED_COLUMNS,
     format_interval,
+    leakage_cells,
+    leakage_paired_table,
     paired_cells,
     quality_table,
     summarise,
@@ -30,6 +34,8 @@ from megastyle.encode.model import StyleEncoder
 from megastyle.encode.train import build_encoder, train_encoder
 from megastyle.encode.train_config import TinyTowerConfig, TrainEncoderConfig
 from megastyle.report.html import Section
+
+TRAINED = "megastyle-tiny (SSCL)"
 
 
 def quickstart_train_config(
@@ -56,6 +62,57 @@ def quickstart_train_config(
         epochs=epochs,
         seed=seed,
         progress=progress,
+    )
+
+
+def quickstart_encoders(
+    train_cfg: TrainEncoderConfig, encoder_dir: Path, caption_dir: Path | None = None
+) -> dict[str, Embedder]:
+    """The quickstart's encoders in table order: trained, untrained (same seed), training-free, caption-trained."""
+    encoders: dict[str, Embedder] = {
+        TRAINED: StyleEncoder.from_pretrained(encoder_dir),
+        "same tower, untrained": build_encoder(train_cfg),
+        "colour histogram": ColorHistogramEmbedder(),
+        "Gram (random conv)": GramEmbedder(seed=train_cfg.seed),
+    }
+    if caption_dir is not None:
+        encoders["same tower, caption-trained"] = StyleEncoder.from_pretrained(caption_dir)
+    return encoders
+
+
+def heldout_leakage(
+    benchmark: RetrievalBenchmark, encoders: dict[str, Embedder], seed: int
+) -> tuple[dict[str, DatasetQuality], dict[str, MatchedLeakage]]:
+    """Dataset quality and matched leakage of each encoder on the benchmark's held-out images."""
+    items = [*benchmark.queries, *benchmark.gallery]
+    images = benchmark.load_images(items)
+    styles = np.array([item.label for item in items])
+    contents = np.array([-1 if item.content_id is None else item.content_id for item in items])
+    qualities, matched = {}, {}
+    for name, embedder in encoders.items():
+        embeddings = embedder.embed_images(images, batch_size=32)
+        qualities[name] = dataset_quality(embeddings, styles, contents, seed=seed)
+        matched[name] = matched_leakage(embeddings, styles, contents, seed=seed)
+    return qualities, matched
+
+
+def saved_run_train_config(run: Path, output_dir: Path) -> TrainEncoderConfig:
+    """The encoder training config of a saved quickstart run (its dataset, benchmark and settings)."""
+    from megastyle.config import load_config
+    from megastyle.quickstart import QuickstartConfig
+
+    run_cfg = load_config(QuickstartConfig, run / "config.toml")
+    bench_dir = run / "benchmark"
+    return quickstart_train_config(
+        run / "curate" / "dataset",
+        RetrievalBenchmark.load(bench_dir),
+        bench_dir,
+        output_dir,
+        seed=run_cfg.seed,
+        epochs=run_cfg.encoder_epochs,
+        image_size=run_cfg.encoder_image_size,
+        crop_grid=run_cfg.encoder_crop_grid,
+        progress=False,
     )
 
 
@@ -93,12 +150,7 @@ def train_and_benchmark(
         progress=progress,
     )
     trained = train_encoder(train_cfg)
-    encoders: dict[str, Embedder] = {
-        "megastyle-tiny (SSCL)": StyleEncoder.from_pretrained(trained.encoder_dir),
-        "same tower, untrained": build_encoder(train_cfg),
-        "colour histogram": ColorHistogramEmbedder(),
-        "Gram (random conv)": GramEmbedder(seed=seed),
-    }
+    caption_dir = None
     if caption_comparator:
         # The same tower and schedule trained CLIP-style on each image's full prompt (content and style):
         # what a style encoder built from a caption-trained model starts from, and what leaks content.
@@ -106,29 +158,32 @@ def train_and_benchmark(
             update={"output_dir": out / "encoder_caption", "text_target": "caption", "supcon_weight": 0.0,
                     "siglip_weight": 1.0}
         )  # fmt: skip
-        caption_trained = train_encoder(caption_cfg)
-        encoders["same tower, caption-trained"] = StyleEncoder.from_pretrained(caption_trained.encoder_dir)
+        caption_dir = train_encoder(caption_cfg).encoder_dir
+    encoders = quickstart_encoders(train_cfg, trained.encoder_dir, caption_dir)
     result = evaluate(benchmark, encoders, ks=(1, 10, 100))
     files = write_retrieval_report([result], [benchmark], out / "retrieval")
     paired = compare_encoders(result)  # the trained encoder minus each other one, as the report prints it
 
     # Content leakage on the held-out images: same-content/different-style pairs vs other pairs.
-    items = [*benchmark.queries, *benchmark.gallery]
-    images = benchmark.load_images(items)
-    styles = np.array([item.label for item in items])
-    contents = np.array([-1 if item.content_id is None else item.content_id for item in items])
-    leakage, qualities = {}, {}
-    for name, embedder in encoders.items():
-        quality = dataset_quality(embedder.embed_images(images, batch_size=32), styles, contents, seed=seed)
-        qualities[name] = quality
+    qualities, matched = heldout_leakage(benchmark, encoders, seed)
+    leakage = {}
+    for name, quality in qualities.items():
         leakage[name] = {
             "intra_style_consistency": quality.intra_style_consistency,
             "inter_style_diversity": quality.inter_style_diversity,
             "content_leakage_auc": quality.leakage_auc,
             "content_leakage_auc_ci95": quality.leakage_auc_ci95,
+            "content_leakage_matched_auc": quality.leakage_matched_auc,
+            "content_leakage_matched_auc_ci95": quality.leakage_matched_auc_ci95,
         }
-    (out / "retrieval" / "leakage.json").write_text(json.dumps(leakage, indent=2))
+    # The trained encoder's matched leakage minus each other encoder's, pair by pair.
+    leakage_paired = compare_leakage(matched) if any(len(m.values) for m in matched.values()) else []
+    (out / "retrieval" / "leakage.json").write_text(
+        json.dumps({"encoders": leakage, "paired": [d.as_dict() for d in leakage_paired]}, indent=2)
+    )
     quality_table(qualities)  # the terminal's copy, beside the retrieval table
+    if leakage_paired:
+        leakage_paired_table(leakage_paired)
 
     rows = summarise([result])
     table = {row.encoder: row.mean for row in rows}
@@ -141,6 +196,7 @@ def train_and_benchmark(
         "retrieval": table,
         "paired": [d.as_dict() for d in paired],
         "leakage": leakage,
+        "leakage_paired": [d.as_dict() for d in leakage_paired],
     }
     section = Section("2. MegaStyle-Encoder and 3. StyleRetrieval benchmark").text(
         f"A tiny SigLIP-architecture vision tower trained from scratch with SSCL (SupCon over style labels + "
@@ -167,6 +223,8 @@ def train_and_benchmark(
             "inter-style diversity",
             "content leakage AUC (0.5 = none)",
             "AUC 95% interval",
+            "matched AUC",
+            "matched 95% interval",
         ],
         [
             (
@@ -175,10 +233,20 @@ def train_and_benchmark(
                 v["inter_style_diversity"],
                 v["content_leakage_auc"],
                 format_interval(v["content_leakage_auc_ci95"]),
+                v["content_leakage_matched_auc"],
+                format_interval(v["content_leakage_matched_auc_ci95"]),
             )
             for name, v in leakage.items()
         ],
     )
+    if leakage_paired:
+        section.text(
+            "Matched leakage compares each same-content pair only with pairs of the same two styles that do "
+            "not share the content, so how alike two styles look cancels out. The trained encoder's matched "
+            f"leakage minus each other encoder's, over the same {leakage_paired[0].pairs} pairs (negative: "
+            f"it leaks less); the 95% interval resamples the {leakage_paired[0].contents} contents."
+        )
+        section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in leakage_paired])
     section.text(
         f"The trained encoder minus each other encoder over the same {len(benchmark.queries)} queries; the 95% "
         f"interval resamples the {len(benchmark.heldout_styles)} held-out styles (one query moves Recall@1 by "
