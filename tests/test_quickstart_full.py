@@ -10,6 +10,7 @@ import pytest
 from megastyle.quickstart import QuickstartConfig, run_quickstart
 
 VARIANTS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_variants.py"
+LEAKAGE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_leakage_runs.py"
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +71,17 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
     assert heldout  # the benchmark's held-out styles were written for train-encoder to exclude
 
 
-def _run_variants_script(monkeypatch, args: list[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_encoder_variants", VARIANTS_SCRIPT)
+def _run_script(path: Path, monkeypatch, args: list[str]) -> None:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, "argv", ["bench_encoder_variants.py", *args])
+    monkeypatch.setattr(sys, "argv", [path.name, *args])
     module.main()
+
+
+def _run_variants_script(monkeypatch, args: list[str]) -> None:
+    _run_script(VARIANTS_SCRIPT, monkeypatch, args)
 
 
 @pytest.mark.slow
@@ -112,3 +117,25 @@ def test_variants_script_reproduces_the_quickstart_row_records_failures_and_resu
     # A rerun finds every result on disk: nothing is trained or appended again.
     _run_variants_script(monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
+
+
+@pytest.mark.slow
+def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
+    quickstart_run, tmp_path, monkeypatch, capsys
+):
+    run_dir, results = quickstart_run
+    run = run_dir / "qs"
+    markdown = tmp_path / "leakage.md"
+    _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(run), str(run), "--markdown", str(markdown)])
+    text = capsys.readouterr().out
+    assert text == markdown.read_text() + "\n"  # print adds one newline
+    # The saved encoders, rebuilt untrained tower and baselines give the quickstart's own leakage numbers.
+    for name, values in results["encoder"]["leakage"].items():
+        auc = values["content_leakage_matched_auc"]
+        assert f"| {run} | {name} | " in text and f"| {auc:.3f} (" in text
+    for d in results["encoder"]["leakage_paired"]:
+        assert f"| {run} | {d['other']} | {d['difference']:+.3f} |" in text
+        # The same run twice pools to the same mean difference (only the clusters double).
+        assert f"| pooled (2 runs) | {d['other']} | {d['difference']:+.3f} |" in text
+    with pytest.raises(SystemExit, match="not a quickstart output folder"):
+        _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(tmp_path)])

@@ -1,0 +1,97 @@
+"""Content leakage of the quickstart's encoders over several saved runs: per run, and pooled across runs.
+
+    python benchmarks/bench_leakage_runs.py runs/quickstart runs/seed1 runs/seed2 [--markdown FILE]
+
+A script: prints, never asserts. For each quickstart output folder it loads the trained encoders
+the run saved (SSCL, and the caption-trained comparator when present), rebuilds the untrained
+tower from the run's seed and the training-free baselines, and measures content leakage on the
+run's held-out images, as the quickstart does: the global AUC and the matched AUC
+(``megastyle.bench.leakage``), each with its 95% interval. Then the trained encoder's matched
+leakage minus each other encoder's, pair by pair, per run and pooled over all runs; the pooled
+interval resamples (run, content) clusters, since runs are independent datasets and trainings.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    """Measure every run, print per-run and pooled tables, optionally write them as Markdown."""
+    import numpy as np
+
+    from megastyle.bench.compare import cluster_bootstrap_interval
+    from megastyle.bench.leakage import compare_leakage
+    from megastyle.bench.report import format_interval
+    from megastyle.bench.retrieval import RetrievalBenchmark
+    from megastyle.quickstart_encoder import (
+        TRAINED,
+        heldout_leakage,
+        quickstart_encoders,
+        saved_run_train_config,
+    )
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")
+    parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
+    args = parser.parse_args()
+
+    lines = [
+        "| run | encoder | global AUC (95% interval) | matched AUC (95% interval) | pairs |",
+        "|---" * 5 + "|",
+    ]
+    diff_lines = [
+        "| run | trained minus | matched difference | 95% interval | less / more |",
+        "|---" * 5 + "|",
+    ]
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for k, run in enumerate(args.runs):
+        for name in ("encoder", "curate", "benchmark"):
+            if not (run / name).is_dir():
+                raise SystemExit(f"{run}: not a quickstart output folder (no {name}/)")
+        train_cfg = saved_run_train_config(run, run / "encoder")
+        caption = run / "encoder_caption" / "encoder"
+        encoders = quickstart_encoders(
+            train_cfg, run / "encoder" / "encoder", caption if caption.is_dir() else None
+        )
+        qualities, matched = heldout_leakage(
+            RetrievalBenchmark.load(run / "benchmark"), encoders, train_cfg.seed
+        )
+        for name, q in qualities.items():
+            lines.append(
+                f"| {run} | {name} | {q.leakage_auc:.3f} ({format_interval(q.leakage_auc_ci95)}) | "
+                f"{q.leakage_matched_auc:.3f} ({format_interval(q.leakage_matched_auc_ci95)}) | {q.matched_pairs} |"
+            )
+        for d in compare_leakage(matched, TRAINED):
+            diff_lines.append(
+                f"| {run} | {d.other} | {d.difference:+.3f} | {format_interval(d.ci95, signed=True)} | "
+                f"{d.less} / {d.more} |"
+            )
+            delta = matched[TRAINED].values - matched[d.other].values
+            clusters = np.array([f"{k}:{c}" for c in matched[TRAINED].contents])
+            pooled.setdefault(d.other, []).append((delta, clusters))
+    for other, parts in pooled.items():
+        if len(parts) < 2:
+            continue
+        delta = np.concatenate([p[0] for p in parts])
+        clusters = np.concatenate([p[1] for p in parts])
+        low, high = cluster_bootstrap_interval(delta, clusters)
+        diff_lines.append(
+            f"| pooled ({len(parts)} runs) | {other} | {delta.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
+            f"{int((delta < 0).sum())} / {int((delta > 0).sum())} |"
+        )
+    text = (
+        "Content leakage on each run's held-out images (AUC 0.5 = none; matched: against pairs of the same two "
+        "styles only):\n\n" + "\n".join(lines) + "\n\n"
+        f"Matched leakage, {TRAINED} minus each encoder, pair by pair (negative: it leaks less):\n\n"
+        + "\n".join(diff_lines)
+        + "\n"
+    )
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
