@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from megastyle.bench.baselines import ColorHistogramEmbedder
+from megastyle.bench.dataset_quality import measure_dataset
 from megastyle.cli import bench_commands
 from megastyle.testing import tiny_model_dir
 
@@ -114,3 +116,27 @@ def test_bench_dataset(procedural_shards: Path, tmp_path: Path) -> None:
         quality["color_histogram"]["intra_style_consistency"] > quality["random"]["intra_style_consistency"]
     )
     assert "| color_histogram |" in (tmp_path / "quality.md").read_text()
+    # One sample serves every embedder, and it is the sample measure_dataset draws on its own.
+    alone, _ = measure_dataset(procedural_shards, ColorHistogramEmbedder())
+    assert quality["color_histogram"] == json.loads(json.dumps(alone.as_dict()))
+    # The first embedder's matched leakage minus each other one's, over the same pairs.
+    paired = json.loads((tmp_path / "leakage_paired.json").read_text())
+    assert [(d["encoder"], d["other"]) for d in paired] == [
+        ("color_histogram", "gram"),
+        ("color_histogram", "random"),
+    ]
+    assert all(d["pairs"] == quality["random"]["matched_pairs"] > 0 for d in paired)
+    assert "Matched content leakage, color_histogram minus" in (tmp_path / "quality.md").read_text()
+
+
+def test_bench_dataset_paired_encoder(procedural_shards: Path, tmp_path: Path) -> None:
+    args = ["bench", "dataset", "--source", str(procedural_shards), "--output-dir", str(tmp_path)]
+    result = CliRunner().invoke(_app(), [*args, "--paired-encoder", "random"])
+    assert result.exit_code == 0, result.output
+    paired = json.loads((tmp_path / "leakage_paired.json").read_text())
+    assert {d["encoder"] for d in paired} == {"random"} and {d["other"] for d in paired} == {
+        "color_histogram",
+        "gram",
+    }
+    result = CliRunner().invoke(_app(), [*args, "--paired-encoder", "nope"])
+    assert result.exit_code == 2 and "paired_encoder 'nope'" in result.output

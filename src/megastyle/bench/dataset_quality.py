@@ -183,17 +183,24 @@ def _pairs(n: int, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return a[keep], b[keep]
 
 
-def measure_dataset(
+@dataclass
+class DatasetSample:
+    """Decoded images of a seeded style sample, with their style and content labels."""
+
+    images: list[Any]
+    styles: list[int]
+    contents: list[str]
+    rejects: list[Reject]
+
+
+def sample_dataset(
     source: str | Path | Sequence[str | Path],
-    embedder: Embedder,
     *,
     max_styles: int | None = 200,
     max_images_per_style: int = 8,
-    batch_size: int = 32,
-    max_pairs: int = 200_000,
     seed: int = 0,
-) -> tuple[DatasetQuality, list[Reject]]:
-    """Sample styles (seeded) from shards, embed their images and measure; bad images are skipped."""
+) -> DatasetSample:
+    """Sample styles and their images (seeded) from shards and decode them; bad images are recorded."""
     reader = ShardReader(source, columns=["id", "image", "content", "content_id"])
     index = build_style_index(reader)
     rng = np.random.default_rng(seed)
@@ -207,17 +214,34 @@ def measure_dataset(
             style_rows = np.sort(rng.choice(style_rows, size=max_images_per_style, replace=False))
         rows.extend((label, int(r)) for r in style_rows)
     rows.sort(key=lambda pair: pair[1])  # file order: row groups are read once
-    images, style_of, content_of, rejects = [], [], [], []
+    sample = DatasetSample([], [], [], [])
     for label, row in rows:
         record = reader.get_row(row)
         try:
-            images.append(decode_image((record["image"] or {}).get("bytes"), item=record["id"]))
+            sample.images.append(decode_image((record["image"] or {}).get("bytes"), item=record["id"]))
         except ValueError as err:
-            rejects.append(Reject(record["id"], f"decode: {err}"))
+            sample.rejects.append(Reject(record["id"], f"decode: {err}"))
             continue
-        style_of.append(label)
+        sample.styles.append(label)
         cid = record.get("content_id")
-        content_of.append(f"id:{cid}" if cid is not None else f"text:{record['content']}")
-    embeddings = np.asarray(embedder.embed_images(images, batch_size=batch_size), dtype=np.float32)
-    quality = dataset_quality(embeddings, style_of, content_of, max_pairs=max_pairs, seed=seed)
-    return quality, rejects
+        sample.contents.append(f"id:{cid}" if cid is not None else f"text:{record['content']}")
+    return sample
+
+
+def measure_dataset(
+    source: str | Path | Sequence[str | Path],
+    embedder: Embedder,
+    *,
+    max_styles: int | None = 200,
+    max_images_per_style: int = 8,
+    batch_size: int = 32,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+) -> tuple[DatasetQuality, list[Reject]]:
+    """Sample styles (seeded) from shards, embed their images and measure; bad images are skipped."""
+    sample = sample_dataset(
+        source, max_styles=max_styles, max_images_per_style=max_images_per_style, seed=seed
+    )
+    embeddings = np.asarray(embedder.embed_images(sample.images, batch_size=batch_size), dtype=np.float32)
+    quality = dataset_quality(embeddings, sample.styles, sample.contents, max_pairs=max_pairs, seed=seed)
+    return quality, sample.rejects

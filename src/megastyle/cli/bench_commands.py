@@ -120,9 +120,15 @@ class DatasetQualityConfig(CommandConfig):
     max_images_per_style: int = Field(8, ge=2, description="Images sampled per style.")
     max_pairs: int = Field(200_000, ge=10, description="Pairs sampled per measure.")
     seed: int = Field(0, description="Sampling seed.")
-    output_dir: Path = Field(Path("runs/bench/dataset"), description="Folder for quality.json / quality.md.")
+    output_dir: Path = Field(
+        Path("runs/bench/dataset"), description="Folder for quality.json, leakage_paired.json, quality.md."
+    )
     batch_size: int = Field(32, ge=1, description="Images per forward pass.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', ...")
+    paired_encoder: str | None = Field(
+        None,
+        description="Encoder whose matched leakage is compared with each other one's (default: the first).",
+    )
 
 
 class SearchConfig(EncoderSourceMixin):
@@ -204,35 +210,64 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
 
 
 def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
-    """Measure the dataset under each embedder; print and write the table."""
-    from megastyle.bench.dataset_quality import measure_dataset
-    from megastyle.bench.report import quality_markdown, quality_table
+    """Measure the dataset under each embedder; print and write the tables (and the paired leakage)."""
+    from megastyle.bench.dataset_quality import dataset_quality, sample_dataset
+    from megastyle.bench.leakage import compare_leakage, matched_leakage
+    from megastyle.bench.report import (
+        leakage_paired_markdown,
+        leakage_paired_table,
+        quality_markdown,
+        quality_table,
+    )
 
     if cfg.source is None:
         raise ConfigError("set --source SHARDS")
+    names = [spec.name for spec in cfg.encoders]
+    if len(set(names)) != len(names):
+        raise ConfigError("encoder names must be unique")
+    if cfg.paired_encoder is not None and cfg.paired_encoder not in names:
+        raise ConfigError(
+            f"paired_encoder {cfg.paired_encoder!r} is not one of the encoders: {', '.join(names)}"
+        )
+    try:
+        # One sample for every embedder: the same images and pairs, so leakage can be compared pair by pair.
+        sample = sample_dataset(
+            cfg.source,
+            max_styles=cfg.max_styles,
+            max_images_per_style=cfg.max_images_per_style,
+            seed=cfg.seed,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"{cfg.source}: {err}") from err
+    for reject in sample.rejects[:5]:
+        console.print(f"[yellow]skipped[/yellow] {reject.item}: {reject.cause}")
     device = resolve_device(cfg.device)
-    qualities = {}
+    qualities, matched = {}, {}
     for spec in cfg.encoders:
         try:
-            quality, rejects = measure_dataset(
-                cfg.source,
-                build_embedder(spec, device),
-                max_styles=cfg.max_styles,
-                max_images_per_style=cfg.max_images_per_style,
-                batch_size=cfg.batch_size,
-                max_pairs=cfg.max_pairs,
-                seed=cfg.seed,
+            embeddings = build_embedder(spec, device).embed_images(sample.images, batch_size=cfg.batch_size)
+            qualities[spec.name] = dataset_quality(
+                embeddings, sample.styles, sample.contents, max_pairs=cfg.max_pairs, seed=cfg.seed
+            )
+            matched[spec.name] = matched_leakage(
+                embeddings, sample.styles, sample.contents, max_pairs=cfg.max_pairs, seed=cfg.seed
             )
         except (FileNotFoundError, ValueError) as err:
             raise ConfigError(f"{spec.name}: {err}") from err
-        qualities[spec.name] = quality
-        for reject in rejects[:5]:
-            console.print(f"[yellow]skipped[/yellow] {reject.item}: {reject.cause}")
     quality_table(qualities, console)
+    paired = []
+    if len(matched) > 1 and any(len(m.values) for m in matched.values()):
+        paired = compare_leakage(matched, cfg.paired_encoder)
+        leakage_paired_table(paired, console)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     payload = {name: q.as_dict() for name, q in qualities.items()}
     (cfg.output_dir / "quality.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    (cfg.output_dir / "quality.md").write_text(quality_markdown(qualities), encoding="utf-8")
+    paired_json = json.dumps([d.as_dict() for d in paired], indent=2)
+    (cfg.output_dir / "leakage_paired.json").write_text(paired_json, encoding="utf-8")
+    markdown = quality_markdown(qualities) + (f"\n{leakage_paired_markdown(paired)}" if paired else "")
+    (cfg.output_dir / "quality.md").write_text(markdown, encoding="utf-8")
+    if sample.rejects:
+        console.print(f"{len(sample.rejects)} images skipped")
     return qualities
 
 
