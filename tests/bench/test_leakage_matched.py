@@ -138,3 +138,18 @@ def test_sampling_is_seeded_and_no_pairs_gives_none() -> None:
     quality = dataset_quality(x[:16], styles[:16], np.arange(16))
     assert quality.leakage_matched_auc is None and quality.matched_pairs == 0
     assert "leakage_matched_auc" in quality_markdown({"e": quality})
+
+
+def test_quality_table_keeps_names_and_intervals_at_80_columns() -> None:
+    from rich.console import Console
+
+    from megastyle.bench.report import quality_table
+
+    x, styles, contents = _confounded(leak=0.2)
+    quality = dataset_quality(x, styles, contents, seed=0)
+    console = Console(width=80, record=True)
+    quality_table({"same tower, caption-trained": quality, "gram": quality}, console)
+    text = console.export_text()
+    assert "gram" in text and "same tower," in text  # long names wrap inside their column
+    assert f"{quality.leakage_matched_auc:.3f} (" in text and f"{quality.leakage_auc:.3f} (" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
