@@ -24,7 +24,8 @@ import numpy as np
 
 from megastyle.bench.compare import cluster_bootstrap_interval
 
-CHUNK_PAIRS = 4096  # pairs scored per step: bounds memory at CHUNK_PAIRS × images-per-style × dim
+CHUNK_PAIRS = 4096  # pairs scored per step at most
+CHUNK_VALUES = 1 << 24  # and at most this many gathered floats (pairs × images per style × dim): 128 MiB
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,10 @@ def matched_leakage(
     if not len(pairs):
         return MatchedLeakage(pairs, empty, np.zeros(0, dtype=np.int64))
     members = _members(style_codes, int(style_codes.max()) + 1)
+    chunk = max(1, min(CHUNK_PAIRS, CHUNK_VALUES // (members.shape[1] * x.shape[1])))
     values, kept = [], []
-    for start in range(0, len(pairs), CHUNK_PAIRS):
-        i, j = pairs[start : start + CHUNK_PAIRS].T
+    for start in range(0, len(pairs), chunk):
+        i, j = pairs[start : start + chunk].T
         pos = np.einsum("pd,pd->p", x[i], x[j])
         wins, count = np.zeros(len(i)), np.zeros(len(i))
         # i against j's style-mates of other contents, then j against i's.
