@@ -87,12 +87,15 @@ def heldout_leakage(
     items = [*benchmark.queries, *benchmark.gallery]
     images = benchmark.load_images(items)
     styles = np.array([item.label for item in items])
-    contents = np.array([-1 if item.content_id is None else item.content_id for item in items])
+    # An image without a content id shares its content with no other image (a code of its own).
+    contents = np.array(
+        [-1 - i if item.content_id is None else item.content_id for i, item in enumerate(items)]
+    )
     qualities, matched = {}, {}
     for name, embedder in encoders.items():
         embeddings = embedder.embed_images(images, batch_size=32)
-        qualities[name] = dataset_quality(embeddings, styles, contents, seed=seed)
         matched[name] = matched_leakage(embeddings, styles, contents, seed=seed)
+        qualities[name] = dataset_quality(embeddings, styles, contents, seed=seed, matched=matched[name])
     return qualities, matched
 
 
@@ -244,7 +247,8 @@ def train_and_benchmark(
             "Matched leakage compares each same-content pair only with pairs of the same two styles that do "
             "not share the content, so how alike two styles look cancels out. The trained encoder's matched "
             f"leakage minus each other encoder's, over the same {leakage_paired[0].pairs} pairs (negative: "
-            f"it leaks less); the 95% interval resamples the {leakage_paired[0].contents} contents."
+            f"it leaks less); the 95% interval resamples the {leakage_paired[0].contents} contents and the "
+            f"{leakage_paired[0].styles} styles together."
         )
         section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in leakage_paired])
     section.text(

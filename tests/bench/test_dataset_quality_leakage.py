@@ -68,7 +68,8 @@ def test_leakage_interval_brackets_the_auc_and_separates_leaking_from_chance(pro
     for quality in (layout, chance):
         assert quality.leakage_auc_ci95 is not None and quality.leakage_auc is not None
         low, high = quality.leakage_auc_ci95
-        assert low < quality.leakage_auc < high and high - low < 0.2
+        # 12 contents and 16 styles resampled together: measured layout 0.65 (0.51–0.81).
+        assert low < quality.leakage_auc < high and high - low < 0.35
     assert layout.leakage_auc_ci95[0] > 0.5  # leaks, beyond resampling noise
     assert chance.leakage_auc_ci95[0] < 0.5 < chance.leakage_auc_ci95[1]
 

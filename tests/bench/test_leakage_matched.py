@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 import megastyle.bench.leakage as leakage_module
+from megastyle.bench.compare import cluster_bootstrap_interval
 from megastyle.bench.dataset_quality import dataset_quality
-from megastyle.bench.leakage import compare_leakage, matched_leakage, paired_leakage_difference
+from megastyle.bench.leakage import (
+    compare_leakage,
+    matched_leakage,
+    paired_leakage_difference,
+    two_way_interval,
+)
 from megastyle.bench.report import leakage_paired_markdown, quality_markdown
 
 
@@ -36,9 +42,9 @@ def test_ties_count_half_and_extremes() -> None:
     assert matched_leakage(content_only, styles, contents).auc == pytest.approx(1.0)
 
 
-def _brute_force(x: np.ndarray, styles: np.ndarray, contents: np.ndarray) -> list[float]:
+def _brute_force(x: np.ndarray, styles: np.ndarray, contents: np.ndarray) -> dict[tuple[int, int], float]:
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    out = []
+    out = {}
     for i in range(len(x)):
         for j in range(i + 1, len(x)):
             if contents[i] != contents[j] or styles[i] == styles[j]:
@@ -51,15 +57,17 @@ def _brute_force(x: np.ndarray, styles: np.ndarray, contents: np.ndarray) -> lis
                 x[j] @ x[k] for k in range(len(x)) if styles[k] == styles[i] and contents[k] != contents[i]
             ]
             if negs:
-                out.append(float(np.mean([(pos > n) + 0.5 * (pos == n) for n in negs])))
+                out[(i, j)] = float(np.mean([(pos > n) + 0.5 * (pos == n) for n in negs]))
     return out
 
 
-@pytest.mark.parametrize("chunk", [3, 4096])
+@pytest.mark.parametrize(("chunk", "values"), [(3, 1 << 24), (4096, 1 << 24), (4096, 60)])
 def test_matches_a_brute_force_reference_with_uneven_styles(
-    monkeypatch: pytest.MonkeyPatch, chunk: int
+    monkeypatch: pytest.MonkeyPatch, chunk: int, values: int
 ) -> None:
     monkeypatch.setattr(leakage_module, "CHUNK_PAIRS", chunk)
+    # 60 gathered floats: 2 pairs per step, with up to 6 images per style in 5 dimensions.
+    monkeypatch.setattr(leakage_module, "CHUNK_VALUES", values)
     rng = np.random.default_rng(1)
     sizes = [1, 2, 5, 3, 4, 6]  # a one-image style pads the member table
     styles = np.repeat(np.arange(len(sizes)), sizes)
@@ -67,7 +75,12 @@ def test_matches_a_brute_force_reference_with_uneven_styles(
     x = rng.normal(size=(len(styles), 5))
     m = matched_leakage(x, [f"s{s}" for s in styles], contents)
     assert len(m.values) > 10
-    assert sorted(m.values.tolist()) == pytest.approx(sorted(_brute_force(x, styles, contents)))
+    got = {(int(i), int(j)): float(v) for (i, j), v in zip(m.pairs, m.values, strict=True)}
+    expected = _brute_force(x, styles, contents)
+    assert got.keys() == expected.keys()
+    assert [got[k] for k in expected] == pytest.approx(list(expected.values()))
+    codes = np.unique(styles, return_inverse=True)[1]
+    assert np.array_equal(m.styles, codes[m.pairs]) and (m.styles[:, 0] != m.styles[:, 1]).all()
 
 
 def _confounded(leak: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,7 +100,7 @@ def test_matched_measure_sees_a_leak_the_global_one_cannot_separate_from_chance(
     x, styles, contents = _confounded(leak=0.2)
     quality = dataset_quality(x, styles, contents, seed=0)
     assert quality.leakage_auc_ci95 is not None and quality.leakage_matched_auc_ci95 is not None
-    # Measured: global AUC 0.508 (0.482–0.540), matched 0.607 (0.576–0.634) over 771 pairs.
+    # Measured: global AUC 0.508 (0.466–0.551), matched 0.607 (0.558–0.667) over 771 pairs.
     assert quality.leakage_auc_ci95[0] < 0.5 < quality.leakage_auc_ci95[1]
     assert quality.leakage_matched_auc_ci95[0] > 0.55
     assert quality.matched_pairs > 100
@@ -153,3 +166,38 @@ def test_quality_table_keeps_names_and_intervals_at_80_columns() -> None:
     assert "gram" in text and "same tower," in text  # long names wrap inside their column
     assert f"{quality.leakage_matched_auc:.3f} (" in text and f"{quality.leakage_auc:.3f} (" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_two_way_interval_widens_where_styles_are_shared() -> None:
+    # 400 pairs among 20 styles, each pair its own content: the values carry a per-style effect, so
+    # pairs sharing a style are not independent and resampling contents alone is too narrow.
+    rng = np.random.default_rng(0)
+    styles = np.stack([rng.integers(0, 20, 400), rng.integers(0, 20, 400)], axis=1)
+    effect = rng.normal(0, 0.2, 20)
+    values = 0.5 + effect[styles[:, 0]] + effect[styles[:, 1]] + rng.normal(0, 0.05, 400)
+    contents = np.arange(400)
+    low, high = two_way_interval(values, contents, styles)
+    c_low, c_high = cluster_bootstrap_interval(values, contents)
+    assert low < values.mean() < high
+    assert high - low > 2 * (c_high - c_low)
+    assert two_way_interval(np.full(400, 0.25), contents, styles) == (0.25, 0.25)
+    # Two strata: clusters are resampled within each, so the same labels in both are different clusters.
+    strata = np.repeat([0, 1], 200)
+    s_low, s_high = two_way_interval(values, contents % 200, styles, strata=strata)
+    assert s_low < values.mean() < s_high
+    with pytest.raises(ValueError, match="400 values for 399 contents"):
+        two_way_interval(values, contents[:-1], styles)
+
+
+def test_weighted_auc_counts_a_weight_of_k_as_k_copies() -> None:
+    from megastyle.bench.dataset_quality import _pair_auc
+    from megastyle.bench.leakage import weighted_auc
+
+    rng = np.random.default_rng(2)
+    pos, neg = rng.integers(0, 6, 30).astype(float), rng.integers(0, 6, 40).astype(float)  # many ties
+    wp, wn = rng.integers(0, 4, 30), rng.integers(0, 4, 40)
+    unique, inverse = np.unique(np.concatenate([pos, neg]), return_inverse=True)
+    got = weighted_auc(inverse[:30], inverse[30:], wp.astype(float), wn.astype(float), len(unique))
+    assert got == pytest.approx(_pair_auc(np.repeat(pos, wp), np.repeat(neg, wn)))
+    ones = weighted_auc(inverse[:30], inverse[30:], np.ones(30), np.ones(40), len(unique))
+    assert ones == pytest.approx(_pair_auc(pos, neg))

@@ -10,8 +10,9 @@
   at most ``max_pairs``, else seeded samples). Reported as the raw gap
   in means and as an AUC (probability that a same-content pair outscores a different-content
   pair; 0.5 = no leakage). The AUC does not depend on an encoder's cosine scale, so it compares
-  across encoders; the raw gap does not. Its 95% interval comes from a bootstrap that resamples whole
-  contents (a content's pairs share images, so they are not independent) and the other pairs.
+  across encoders; the raw gap does not. Its 95% interval comes from a bootstrap that resamples
+  contents and styles together (``bench.leakage.two_way_auc_interval``): pairs that share a content
+  or a style are not independent.
 - Matched content leakage (``bench.leakage``): the same question with the style pair held fixed, each
   same-content pair against pairs of the same two styles that do not share the content. It removes
   the spread of style-pair similarity that the global AUC compares across, so it sees smaller leaks.
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from megastyle.bench.leakage import matched_leakage, same_content_pairs
+from megastyle.bench.leakage import MatchedLeakage, matched_leakage, same_content_pairs, two_way_auc_interval
 from megastyle.bench.retrieval import Embedder
 from megastyle.data import Reject, ShardReader, build_style_index, decode_image
 
@@ -81,8 +82,13 @@ def dataset_quality(
     max_pairs: int = 200_000,
     seed: int = 0,
     bootstrap: int = 200,
+    matched: MatchedLeakage | None = None,
 ) -> DatasetQuality:
-    """Compute the three measures from embeddings and labels (pairs sampled beyond ``max_pairs``)."""
+    """Compute the three measures from embeddings and labels (pairs sampled beyond ``max_pairs``).
+
+    ``matched``: the matched leakage of these same embeddings and labels when the caller has it already
+    (``matched_leakage`` with the same ``max_pairs`` and ``seed``), so it is not computed twice.
+    """
     x = _normalise(np.asarray(embeddings, dtype=np.float64))
     styles = np.asarray(style_labels)
     if len(styles) != len(x):
@@ -133,8 +139,17 @@ def dataset_quality(
             gap, auc = same_mean - diff_mean, _pair_auc(same, diff)
             n_same, n_diff = len(same), len(diff)
             if bootstrap:
-                ci = _auc_interval(same, contents[same_pairs[:, 0]], diff, bootstrap, rng)
-        matched = matched_leakage(x, styles, contents, max_pairs=max_pairs, seed=seed)
+                na, nb = a[unrelated], b[unrelated]
+                ci = two_way_auc_interval(
+                    same,
+                    diff,
+                    (contents[same_pairs[:, 0]], styles[same_pairs]),
+                    (np.stack([contents[na], contents[nb]], 1), np.stack([styles[na], styles[nb]], 1)),
+                    reps=bootstrap,
+                    rng=rng,
+                )
+        if matched is None:
+            matched = matched_leakage(x, styles, contents, max_pairs=max_pairs, seed=seed)
         matched_auc, n_matched = matched.auc, len(matched.values)
         if bootstrap and n_matched:
             matched_ci = matched.interval(reps=bootstrap, seed=seed)
@@ -156,21 +171,6 @@ def dataset_quality(
         matched_pairs=n_matched,
         centroid_pairs=centroid_pairs,
     )
-
-
-def _auc_interval(
-    same: np.ndarray, same_content: np.ndarray, diff: np.ndarray, reps: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """2.5th and 97.5th percentiles of the AUC over ``reps`` resamples (contents as clusters)."""
-    clusters = [np.flatnonzero(same_content == c) for c in np.unique(same_content)]
-    aucs = []
-    for _ in range(reps):
-        picked = rng.integers(0, len(clusters), len(clusters))
-        positives = same[np.concatenate([clusters[i] for i in picked])]
-        negatives = diff[rng.integers(0, len(diff), len(diff))]
-        aucs.append(_pair_auc(positives, negatives))
-    low, high = np.percentile(aucs, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def _pairs(n: int, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -223,8 +223,9 @@ def sample_dataset(
             sample.rejects.append(Reject(record["id"], f"decode: {err}"))
             continue
         sample.styles.append(label)
-        cid = record.get("content_id")
-        sample.contents.append(f"id:{cid}" if cid is not None else f"text:{record['content']}")
+        cid, text = record.get("content_id"), record.get("content")
+        # A row with neither id nor text shares its content with no other row (never a leakage pair).
+        sample.contents.append(f"id:{cid}" if cid is not None else f"text:{text}" if text else f"row:{row}")
     return sample
 
 

@@ -313,7 +313,8 @@ def _leakage_title(diffs: Sequence[LeakageDifference]) -> str:
     first = diffs[0]
     return (
         f"Matched content leakage, {first.encoder} minus each encoder over the same {first.pairs} same-content "
-        f"pairs (negative: it leaks less; 95% interval: bootstrap over the {first.contents} contents; "
+        f"pairs (negative: it leaks less; 95% interval: bootstrap over the {first.contents} contents and "
+        f"{first.styles} styles together; "
         "less/more: pairs where it scores lower/higher)"
     )
 

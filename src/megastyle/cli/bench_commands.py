@@ -211,6 +211,8 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
 
 def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
     """Measure the dataset under each embedder; print and write the tables (and the paired leakage)."""
+    import numpy as np
+
     from megastyle.bench.dataset_quality import dataset_quality, sample_dataset
     from megastyle.bench.leakage import compare_leakage, matched_leakage
     from megastyle.bench.report import (
@@ -245,12 +247,20 @@ def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
     qualities, matched = {}, {}
     for spec in cfg.encoders:
         try:
-            embeddings = build_embedder(spec, device).embed_images(sample.images, batch_size=cfg.batch_size)
-            qualities[spec.name] = dataset_quality(
-                embeddings, sample.styles, sample.contents, max_pairs=cfg.max_pairs, seed=cfg.seed
+            embedder = build_embedder(spec, device)
+            embeddings = np.asarray(
+                embedder.embed_images(sample.images, batch_size=cfg.batch_size), np.float32
             )
             matched[spec.name] = matched_leakage(
                 embeddings, sample.styles, sample.contents, max_pairs=cfg.max_pairs, seed=cfg.seed
+            )
+            qualities[spec.name] = dataset_quality(
+                embeddings,
+                sample.styles,
+                sample.contents,
+                max_pairs=cfg.max_pairs,
+                seed=cfg.seed,
+                matched=matched[spec.name],
             )
         except (FileNotFoundError, ValueError) as err:
             raise ConfigError(f"{spec.name}: {err}") from err
