@@ -7,8 +7,10 @@ the run saved (SSCL, and the caption-trained comparator when present), rebuilds 
 tower from the run's seed and the training-free baselines, and measures content leakage on the
 run's held-out images, as the quickstart does: the global AUC and the matched AUC
 (``megastyle.bench.leakage``), each with its 95% interval. Then the trained encoder's matched
-leakage minus each other encoder's, pair by pair, per run and pooled over all runs; the pooled
-interval resamples (run, content) clusters, since runs are independent datasets and trainings.
+leakage minus each other encoder's, pair by pair, per run and pooled over all runs. Every interval
+resamples contents and styles together (``megastyle.bench.leakage.two_way_interval``); the pooled one
+does so within each run. It holds each run's trained encoders fixed, so it covers the variation of
+contents and styles, not that of training runs: read it beside the per-run rows.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ import argparse
 from pathlib import Path
 
 
+def _auc(value: float | None, interval: tuple[float, float] | None) -> str:
+    from megastyle.bench.report import format_interval
+
+    return "-" if value is None else f"{value:.3f} ({format_interval(interval)})"
+
+
 def main() -> None:
     """Measure every run, print per-run and pooled tables, optionally write them as Markdown."""
     import numpy as np
 
-    from megastyle.bench.compare import cluster_bootstrap_interval
-    from megastyle.bench.leakage import compare_leakage
+    from megastyle.bench.leakage import compare_leakage, two_way_interval
     from megastyle.bench.report import format_interval
     from megastyle.bench.retrieval import RetrievalBenchmark
     from megastyle.quickstart_encoder import (
@@ -45,8 +52,8 @@ def main() -> None:
         "| run | trained minus | matched difference | 95% interval | less / more |",
         "|---" * 5 + "|",
     ]
-    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for k, run in enumerate(args.runs):
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for run in args.runs:
         for name in ("encoder", "curate", "benchmark"):
             if not (run / name).is_dir():
                 raise SystemExit(f"{run}: not a quickstart output folder (no {name}/)")
@@ -60,23 +67,27 @@ def main() -> None:
         )
         for name, q in qualities.items():
             lines.append(
-                f"| {run} | {name} | {q.leakage_auc:.3f} ({format_interval(q.leakage_auc_ci95)}) | "
-                f"{q.leakage_matched_auc:.3f} ({format_interval(q.leakage_matched_auc_ci95)}) | {q.matched_pairs} |"
+                f"| {run} | {name} | {_auc(q.leakage_auc, q.leakage_auc_ci95)} | "
+                f"{_auc(q.leakage_matched_auc, q.leakage_matched_auc_ci95)} | {q.matched_pairs} |"
             )
+        if not len(matched[TRAINED].values):
+            print(f"{run}: no same-content pairs of different styles among the held-out images")
+            continue
         for d in compare_leakage(matched, TRAINED):
             diff_lines.append(
                 f"| {run} | {d.other} | {d.difference:+.3f} | {format_interval(d.ci95, signed=True)} | "
                 f"{d.less} / {d.more} |"
             )
             delta = matched[TRAINED].values - matched[d.other].values
-            clusters = np.array([f"{k}:{c}" for c in matched[TRAINED].contents])
-            pooled.setdefault(d.other, []).append((delta, clusters))
+            pooled.setdefault(d.other, []).append((delta, matched[TRAINED].contents, matched[TRAINED].styles))
     for other, parts in pooled.items():
         if len(parts) < 2:
             continue
         delta = np.concatenate([p[0] for p in parts])
-        clusters = np.concatenate([p[1] for p in parts])
-        low, high = cluster_bootstrap_interval(delta, clusters)
+        strata = np.concatenate([np.full(len(p[0]), k) for k, p in enumerate(parts)])
+        contents = np.concatenate([p[1] for p in parts])
+        styles = np.concatenate([p[2] for p in parts])
+        low, high = two_way_interval(delta, contents, styles, strata=strata)
         diff_lines.append(
             f"| pooled ({len(parts)} runs) | {other} | {delta.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
             f"{int((delta < 0).sum())} / {int((delta > 0).sum())} |"
