@@ -259,8 +259,12 @@ class LabelMap:
 
 
 @lru_cache(maxsize=256)
-def label_map(content: ContentPrompt, seed: int, size: int) -> LabelMap:
-    """Rasterise the layout at ``size`` px with PIL polygons; cached per (content, seed, size)."""
+def label_map(content: ContentPrompt, seed: int, size: int, object_scale: float = 1.0) -> LabelMap:
+    """Rasterise the layout at ``size`` px with PIL polygons; cached per (content, seed, size, scale).
+
+    ``object_scale`` > 1 draws the objects that much larger about the scene's centre, cropping what
+    leaves the frame, as a photographer moving closer would.
+    """
     inst = sorted(plan_layout(content, seed), key=lambda i: i.depth)
     names = tuple(o.name for o in content.objects[:MAX_GROUPS])
     rng = np.random.default_rng([stable_hash(repr(content), "frame"), seed & 0xFFFFFFFF])
@@ -271,7 +275,7 @@ def label_map(content: ContentPrompt, seed: int, size: int) -> LabelMap:
         y0 = min(i.top for i in inst)
         y1 = max(i.top + i.h for i in inst)
         avail = size - 2 * margin
-        scale = min(
+        scale = object_scale * min(
             avail / max(x1 - x0, 1e-6), avail / max(y1 - y0, 1e-6), 0.62 * size / max(i.h for i in inst)
         )
         ox = size / 2 - (x0 + x1) / 2 * scale + float(rng.uniform(-0.03, 0.03)) * size

@@ -125,11 +125,19 @@ class ProceduralRenderer:
     name = "procedural"
 
     def __init__(
-        self, default_size: int = 256, shade_variation: float = 0.0, content_color: float = 0.0
+        self,
+        default_size: int = 256,
+        shade_variation: float = 0.0,
+        content_color: float = 0.0,
+        object_scale: float = 1.0,
     ) -> None:
         for name, value in (("shade_variation", shade_variation), ("content_color", content_color)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"procedural: {name} must be in [0, 1], got {value}")
+        if not 0.25 <= object_scale <= 4.0:
+            raise ValueError(f"procedural: object_scale must be in [0.25, 4], got {object_scale}")
+        # Why: how much of the frame the content fills decides how much it can show through a style.
+        self.object_scale = float(object_scale)
         self.default_size = default_size
         # Why: a real text-to-image model paints one palette in different shades every time, so
         # colour statistics vary inside a style and a colour histogram is no longer a perfect key.
@@ -146,7 +154,7 @@ class ProceduralRenderer:
         spec = style_spec(style)
         if self.shade_variation:
             spec = replace(spec, palette=vary_palette(spec.palette, int(seed), self.shade_variation))
-        layout = label_map(content, int(seed), size)
+        layout = label_map(content, int(seed), size, self.object_scale)
         own = [object_color(o.name, o.modifiers) for o in content.objects[: len(layout.names)]]
         flat, pattern = flat_scene(spec, layout, size, own, self.content_color)
         variant = (stable_hash(spec.medium, "variant") + int(seed)) % 4
