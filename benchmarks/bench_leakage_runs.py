@@ -1,6 +1,6 @@
 """Content leakage of the quickstart's encoders over several saved runs: per run, and pooled across runs.
 
-    python benchmarks/bench_leakage_runs.py runs/quickstart runs/seed1 runs/seed2 [--markdown FILE]
+    python benchmarks/bench_leakage_runs.py runs/quickstart runs/seed1 runs/seed2 [--grid] [--markdown FILE]
 
 A script: prints, never asserts. For each quickstart output folder it loads the trained encoders
 the run saved (SSCL, and the caption-trained comparator when present), rebuilds the untrained
@@ -11,6 +11,10 @@ leakage minus each other encoder's, pair by pair, per run and pooled over all ru
 resamples contents and styles together (``megastyle.bench.leakage.two_way_interval``); the pooled one
 does so within each run. It holds each run's trained encoders fixed, so it covers the variation of
 contents and styles, not that of training runs: read it beside the per-run rows.
+
+With ``--grid`` the images are the controlled grid instead (``megastyle.bench.leakage_grid``): every
+held-out style rendered with every content prompt of the run's dataset, by the run's own backend and
+settings, as the quickstart does.
 """
 
 from __future__ import annotations
@@ -30,10 +34,15 @@ def main() -> None:
     import numpy as np
 
     from megastyle.bench.leakage import compare_leakage, two_way_interval
+    from megastyle.bench.leakage_grid import grid_leakage, render_grid
     from megastyle.bench.report import format_interval
     from megastyle.bench.retrieval import RetrievalBenchmark
+    from megastyle.config import load_config
+    from megastyle.curate.generators import load_backend
+    from megastyle.quickstart import QuickstartConfig
     from megastyle.quickstart_encoder import (
         TRAINED,
+        grid_prompts,
         heldout_leakage,
         quickstart_encoders,
         saved_run_train_config,
@@ -41,6 +50,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")
+    parser.add_argument("--grid", action="store_true", help="Measure on the style × content grid.")
     parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
     args = parser.parse_args()
 
@@ -62,9 +72,15 @@ def main() -> None:
         encoders = quickstart_encoders(
             train_cfg, run / "encoder" / "encoder", caption if caption.is_dir() else None
         )
-        qualities, matched = heldout_leakage(
-            RetrievalBenchmark.load(run / "benchmark"), encoders, train_cfg.seed
-        )
+        benchmark = RetrievalBenchmark.load(run / "benchmark")
+        if args.grid:
+            run_cfg = load_config(QuickstartConfig, run / "config.toml")
+            backend = load_backend(run_cfg.backend, **run_cfg.generate_options())
+            styles, contents = grid_prompts(benchmark, run / "curate" / "dataset")
+            grid = render_grid(backend, styles, contents, size=run_cfg.image_size, seed=run_cfg.seed)
+            qualities, matched = grid_leakage(grid, encoders, seed=run_cfg.seed)
+        else:
+            qualities, matched = heldout_leakage(benchmark, encoders, train_cfg.seed)
         for name, q in qualities.items():
             lines.append(
                 f"| {run} | {name} | {_auc(q.leakage_auc, q.leakage_auc_ci95)} | "
@@ -92,8 +108,13 @@ def main() -> None:
             f"| pooled ({len(parts)} runs) | {other} | {delta.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
             f"{int((delta < 0).sum())} / {int((delta > 0).sum())} |"
         )
+    where = (
+        "the style × content grid of each run's held-out styles"
+        if args.grid
+        else "each run's held-out images"
+    )
     text = (
-        "Content leakage on each run's held-out images (AUC 0.5 = none; matched: against pairs of the same two "
+        f"Content leakage on {where} (AUC 0.5 = none; matched: against pairs of the same two "
         "styles only):\n\n" + "\n".join(lines) + "\n\n"
         f"Matched leakage, {TRAINED} minus each encoder, pair by pair (negative: it leaks less):\n\n"
         + "\n".join(diff_lines)

@@ -63,9 +63,25 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
     }
     for d in encoder["leakage_paired"]:
         assert d["pairs"] > 0 and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    # The controlled grid: every held-out style with every content prompt of the dataset.
+    grid = encoder["leakage_grid"]
+    assert grid["images"] == grid["styles"] * grid["contents"] and grid["styles"] == encoder["heldout_styles"]
+    assert set(grid["matched_auc"]) == set(encoder["leakage"])
+    assert {d["other"] for d in grid["paired"]} == set(encoder["leakage"]) - {"megastyle-tiny (SSCL)"}
+    assert all(
+        d["pairs"] == grid["contents"] * grid["styles"] * (grid["styles"] - 1) // 2 for d in grid["paired"]
+    )
+    grid_file = json.loads((tmp_path / "qs" / "retrieval" / "leakage_grid.json").read_text())
+    assert grid_file == json.loads(json.dumps(grid))
     assert results["transfer"] == {"images": 6, "untrained": True}
     report = (tmp_path / "qs" / "report.html").read_text()
-    for heading in ("1. Curation", "StyleRetrieval", "4. Style transfer", "Matched leakage compares"):
+    for heading in (
+        "1. Curation",
+        "StyleRetrieval",
+        "4. Style transfer",
+        "Matched leakage compares",
+        "Controlled leakage test",
+    ):
         assert heading in report
     heldout = json.loads((tmp_path / "qs" / "benchmark" / "heldout_styles.json").read_text())
     assert heldout  # the benchmark's held-out styles were written for train-encoder to exclude
@@ -140,3 +156,9 @@ def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
         assert f"| pooled (2 runs) | {d['other']} | {d['difference']:+.3f} |" in text
     with pytest.raises(SystemExit, match="not a quickstart output folder"):
         _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(tmp_path)])
+    # --grid renders the run's grid with its own backend and settings: the quickstart's grid numbers.
+    _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(run), "--grid"])
+    text = capsys.readouterr().out
+    assert "style × content grid" in text
+    for d in results["encoder"]["leakage_grid"]["paired"]:
+        assert f"| {run} | {d['other']} | {d['difference']:+.3f} |" in text

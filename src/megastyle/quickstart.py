@@ -87,6 +87,11 @@ class QuickstartConfig(CommandConfig):
     )
     train_encoder: bool = Field(True, description="Train the tiny encoder and run the retrieval benchmark.")
     holdout_fraction: float = Field(0.25, gt=0, lt=1, description="Share of styles held out for retrieval.")
+    leakage_grid: bool = Field(
+        True,
+        description="Render every held-out style with every content prompt (the generate backend) and measure "
+        "each encoder's content leakage on that grid (bench.leakage_grid).",
+    )
     # Held-out mAP, trained / colour histogram / untrained, 160 styles with shade variation:
     # 16 epochs: seed 0 0.749 / 0.696 / 0.537, seed 1 0.746 / 0.726 / 0.528, seed 2 0.786 / 0.727 / 0.589;
     # 32 epochs: seed 0 0.737 / 0.696 / 0.537, seed 1 0.762 / 0.726 / 0.528 (mAP@10 0.679 vs the
@@ -113,6 +118,16 @@ class QuickstartConfig(CommandConfig):
     style_transfer: bool = Field(True, description="End with a style transfer on a tiny untrained FLUX.")
     progress: bool = Field(True, description="Show progress bars.")
 
+    def generate_options(self) -> dict[str, float]:
+        """Options of the generate stage's backend (the procedural backend's knobs; none for others)."""
+        if self.backend != "procedural":
+            return {}
+        return {
+            "shade_variation": self.shade_variation,
+            "content_color": self.content_color,
+            "object_scale": self.object_scale,
+        }
+
     def curate_config(self, pools: SyntheticPools) -> CurateConfig:
         """The ``megastyle curate`` config this quickstart runs."""
         return CurateConfig.model_validate(
@@ -136,15 +151,7 @@ class QuickstartConfig(CommandConfig):
                 "generate": {
                     "backend": self.backend,
                     "image_size": self.image_size,
-                    "options": (
-                        {
-                            "shade_variation": self.shade_variation,
-                            "content_color": self.content_color,
-                            "object_scale": self.object_scale,
-                        }
-                        if self.backend == "procedural"
-                        else {}
-                    ),
+                    "options": self.generate_options(),
                 },
                 "write": {
                     "shard_size": self.shard_size,
@@ -192,6 +199,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
     }
     sections = []
     if cfg.train_encoder:
+        from megastyle.curate.generators import load_backend
         from megastyle.quickstart_encoder import train_and_benchmark
 
         start = time.perf_counter()
@@ -205,6 +213,12 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
             crop_grid=cfg.encoder_crop_grid,
             caption_comparator=cfg.encoder_caption_comparator,
             progress=cfg.progress,
+            grid_backend=(
+                load_backend(curate_cfg.generate.backend, **curate_cfg.generate.options)
+                if cfg.leakage_grid
+                else None
+            ),
+            grid_image_size=cfg.image_size,
         )
         timings["encoder+benchmark"] = time.perf_counter() - start
         results["encoder"] = encoder_results

@@ -17,6 +17,7 @@ from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.compare import compare_encoders
 from megastyle.bench.dataset_quality import DatasetQuality, dataset_quality
 from megastyle.bench.leakage import MatchedLeakage, compare_leakage, matched_leakage
+from megastyle.bench.leakage_grid import grid_leakage, render_grid
 from megastyle.bench.report import (
     LEAKAGE_COLUMNS,
     PAIRED_COLUMNS,
@@ -29,7 +30,8 @@ from megastyle.bench.report import (
     write_retrieval_report,
 )
 from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchmark, evaluate
-from megastyle.data import build_style_index
+from megastyle.curate.generators.base import TextToImageBackend
+from megastyle.data import ShardReader, build_style_index
 from megastyle.encode.model import StyleEncoder
 from megastyle.encode.train import build_encoder, train_encoder
 from megastyle.encode.train_config import TinyTowerConfig, TrainEncoderConfig
@@ -130,8 +132,14 @@ def train_and_benchmark(
     image_size: int = 64,
     crop_grid: int = 0,
     caption_comparator: bool = True,
+    grid_backend: TextToImageBackend | None = None,
+    grid_image_size: int = 256,
 ) -> tuple[dict[str, Any], Section]:
-    """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report."""
+    """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report.
+
+    With ``grid_backend``, also render every held-out style with every content prompt of the dataset
+    and measure content leakage on that grid (``grid_leakage_section``).
+    """
     bench_dir = out / "benchmark"
     if (bench_dir / "benchmark.json").exists():
         benchmark = RetrievalBenchmark.load(bench_dir)
@@ -261,4 +269,69 @@ def train_and_benchmark(
     grid = files.get("grid:megastyle-tiny (SSCL)")
     if grid is not None:
         section.image(grid, out, "Queries (blue) and the trained encoder's top results (green: same style).")
+    if grid_backend is not None:
+        summary["leakage_grid"] = grid_leakage_report(
+            benchmark, encoders, grid_backend, dataset_dir, out, section, size=grid_image_size, seed=seed,
+            progress=progress,
+        )  # fmt: skip
     return summary, section
+
+
+def grid_prompts(benchmark: RetrievalBenchmark, dataset_dir: Path) -> tuple[list[str], list[str]]:
+    """The leakage grid's prompts: the benchmark's held-out styles and every content of the dataset."""
+    styles = [entry["style"] for entry in benchmark.heldout_styles]
+    contents = sorted(set(ShardReader(dataset_dir).read_table(["content"]).column("content").to_pylist()))
+    return styles, contents
+
+
+def grid_leakage_report(
+    benchmark: RetrievalBenchmark,
+    encoders: dict[str, Embedder],
+    backend: TextToImageBackend,
+    dataset_dir: Path,
+    out: Path,
+    section: Section,
+    *,
+    size: int,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Render held-out styles × the dataset's contents, measure each encoder's leakage, print and report it."""
+    styles, contents = grid_prompts(benchmark, dataset_dir)
+    grid = render_grid(backend, styles, contents, size=size, seed=seed, progress=progress)
+    qualities, matched = grid_leakage(grid, encoders, seed=seed)
+    paired = compare_leakage(matched)
+    quality_table(qualities)
+    leakage_paired_table(paired)
+    summary = {
+        "styles": len(styles),
+        "contents": len(contents),
+        "images": len(grid.images),
+        "matched_auc": {name: q.leakage_matched_auc for name, q in qualities.items()},
+        "matched_auc_ci95": {name: q.leakage_matched_auc_ci95 for name, q in qualities.items()},
+        "global_auc": {name: q.leakage_auc for name, q in qualities.items()},
+        "paired": [d.as_dict() for d in paired],
+    }
+    (out / "retrieval" / "leakage_grid.json").write_text(json.dumps(summary, indent=2))
+    section.text(
+        f"Controlled leakage test: each of the {len(styles)} held-out styles rendered with each of the "
+        f"{len(contents)} content prompts ({len(grid.images)} images, backend '{getattr(backend, 'name', '?')}'), "
+        f"so every pair of styles shares every content ({paired[0].pairs} same-content pairs). Matched AUC "
+        "(0.5 = no leakage) and the trained encoder minus each other encoder; intervals resample contents "
+        "and styles together."
+    )
+    section.table(
+        ["encoder", "matched AUC", "95% interval", "global AUC", "95% interval"],
+        [
+            (
+                name,
+                q.leakage_matched_auc,
+                format_interval(q.leakage_matched_auc_ci95),
+                q.leakage_auc,
+                format_interval(q.leakage_auc_ci95),
+            )
+            for name, q in qualities.items()
+        ],
+    )
+    section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in paired])
+    return summary
