@@ -61,13 +61,17 @@ def _brute_force(x: np.ndarray, styles: np.ndarray, contents: np.ndarray) -> dic
     return out
 
 
-@pytest.mark.parametrize(("chunk", "values"), [(3, 1 << 24), (4096, 1 << 24), (4096, 60)])
+@pytest.mark.parametrize(
+    ("chunk", "values", "gram"), [(3, 1 << 24, 4096), (4096, 1 << 24, 4096), (3, 1 << 24, 0), (4096, 60, 0)]
+)
 def test_matches_a_brute_force_reference_with_uneven_styles(
-    monkeypatch: pytest.MonkeyPatch, chunk: int, values: int
+    monkeypatch: pytest.MonkeyPatch, chunk: int, values: int, gram: int
 ) -> None:
     monkeypatch.setattr(leakage_module, "CHUNK_PAIRS", chunk)
-    # 60 gathered floats: 2 pairs per step, with up to 6 images per style in 5 dimensions.
+    # gram 0: gather the vectors instead of reading one cosine matrix; 60 gathered floats = 2 pairs
+    # per step with up to 6 images per style in 5 dimensions.
     monkeypatch.setattr(leakage_module, "CHUNK_VALUES", values)
+    monkeypatch.setattr(leakage_module, "GRAM_MAX_IMAGES", gram)
     rng = np.random.default_rng(1)
     sizes = [1, 2, 5, 3, 4, 6]  # a one-image style pads the member table
     styles = np.repeat(np.arange(len(sizes)), sizes)

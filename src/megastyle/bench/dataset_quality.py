@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from megastyle.bench.leakage import MatchedLeakage, matched_leakage, same_content_pairs, two_way_auc_interval
+from megastyle.bench.leakage import (
+    MatchedLeakage,
+    matched_leakage,
+    pair_cosines,
+    same_content_pairs,
+    two_way_auc_interval,
+)
 from megastyle.bench.retrieval import Embedder
 from megastyle.data import Reject, ShardReader, build_style_index, decode_image
 
@@ -116,13 +122,11 @@ def dataset_quality(
     else:
         a, b = rng.integers(0, k, max_pairs), rng.integers(0, k, max_pairs)
         keep = a != b
-        centroid_mean = float(np.einsum("ij,ij->i", centroids[a[keep]], centroids[b[keep]]).mean())
+        centroid_mean = float(pair_cosines(centroids, a[keep], b[keep]).mean())
         centroid_pairs = int(keep.sum())
     a, b = _pairs(len(x), max_pairs, rng)
     cross = styles[a] != styles[b]
-    cross_mean = (
-        float(np.einsum("ij,ij->i", x[a[cross]], x[b[cross]]).mean()) if cross.any() else float("nan")
-    )
+    cross_mean = float(pair_cosines(x, a[cross], b[cross]).mean()) if cross.any() else float("nan")
 
     same_mean = diff_mean = gap = auc = ci = matched_auc = matched_ci = None
     n_same = n_diff = n_matched = 0
@@ -133,8 +137,8 @@ def dataset_quality(
         same_pairs = same_content_pairs(contents, styles, max_pairs, rng)
         unrelated = cross & (contents[a] != contents[b])
         if len(same_pairs) and unrelated.any():
-            same = np.einsum("ij,ij->i", x[same_pairs[:, 0]], x[same_pairs[:, 1]])
-            diff = np.einsum("ij,ij->i", x[a[unrelated]], x[b[unrelated]])
+            same = pair_cosines(x, same_pairs[:, 0], same_pairs[:, 1])
+            diff = pair_cosines(x, a[unrelated], b[unrelated])
             same_mean, diff_mean = float(same.mean()), float(diff.mean())
             gap, auc = same_mean - diff_mean, _pair_auc(same, diff)
             n_same, n_diff = len(same), len(diff)

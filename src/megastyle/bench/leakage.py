@@ -29,6 +29,9 @@ import numpy as np
 
 CHUNK_PAIRS = 4096  # pairs scored per step at most
 CHUNK_VALUES = 1 << 24  # and at most this many gathered floats (pairs × images per style × dim): 128 MiB
+GRAM_MAX_IMAGES = (
+    4096  # up to here all cosines come from one n × n matrix (128 MiB), far faster for wide embeddings
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,15 @@ def same_content_pairs(
     return out
 
 
+def pair_cosines(x: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+    """Row-wise dot products ``x[a] · x[b]``, gathered in chunks so wide embeddings stay within memory."""
+    out = np.empty(len(a), dtype=np.result_type(x.dtype, np.float32))
+    for start in range(0, len(a), chunk):
+        stop = start + chunk
+        out[start:stop] = np.einsum("ij,ij->i", x[a[start:stop]], x[b[start:stop]])
+    return out
+
+
 def _members(style_codes: np.ndarray, n_styles: int) -> np.ndarray:
     """(styles, most images of a style) image indices, padded with -1."""
     order = np.argsort(style_codes, kind="stable")
@@ -213,17 +225,23 @@ def matched_leakage(
     if not len(pairs):
         return MatchedLeakage(pairs, empty, np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
     members = _members(style_codes, int(style_codes.max()) + 1)
-    chunk = max(1, min(CHUNK_PAIRS, CHUNK_VALUES // (members.shape[1] * x.shape[1])))
+    gram = x @ x.T if len(x) <= GRAM_MAX_IMAGES else None
+    chunk = CHUNK_PAIRS if gram is not None else CHUNK_VALUES // (members.shape[1] * x.shape[1])
+    chunk = max(1, min(CHUNK_PAIRS, chunk))
     values, kept = [], []
     for start in range(0, len(pairs), chunk):
         i, j = pairs[start : start + chunk].T
-        pos = np.einsum("pd,pd->p", x[i], x[j])
+        pos = gram[i, j] if gram is not None else np.einsum("pd,pd->p", x[i], x[j])
         wins, count = np.zeros(len(i)), np.zeros(len(i))
         # i against j's style-mates of other contents, then j against i's.
         for anchor, other in ((i, j), (j, i)):
             mates = members[style_codes[other]]  # (p, k), -1 padded
-            valid = (mates >= 0) & (content_codes[np.maximum(mates, 0)] != content_codes[anchor][:, None])
-            neg = np.einsum("pd,pkd->pk", x[anchor], x[np.maximum(mates, 0)])
+            safe = np.maximum(mates, 0)
+            valid = (mates >= 0) & (content_codes[safe] != content_codes[anchor][:, None])
+            if gram is not None:
+                neg = gram[anchor[:, None], safe]
+            else:
+                neg = np.einsum("pd,pkd->pk", x[anchor], x[safe])
             w, c = _outscored(pos, neg, valid)
             wins, count = wins + w, count + c
         ok = count > 0  # a pair whose two styles hold only that content has nothing to compare with
