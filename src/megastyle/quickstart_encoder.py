@@ -138,7 +138,7 @@ def train_and_benchmark(
     """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report.
 
     With ``grid_backend``, also render every held-out style with every content prompt of the dataset
-    and measure content leakage on that grid (``grid_leakage_section``).
+    and measure content leakage on that grid (``grid_leakage_report``).
     """
     bench_dir = out / "benchmark"
     if (bench_dir / "benchmark.json").exists():
@@ -280,7 +280,8 @@ def train_and_benchmark(
 def grid_prompts(benchmark: RetrievalBenchmark, dataset_dir: Path) -> tuple[list[str], list[str]]:
     """The leakage grid's prompts: the benchmark's held-out styles and every content of the dataset."""
     styles = [entry["style"] for entry in benchmark.heldout_styles]
-    contents = sorted(set(ShardReader(dataset_dir).read_table(["content"]).column("content").to_pylist()))
+    texts = ShardReader(dataset_dir).read_table(["content"]).column("content").to_pylist()
+    contents = sorted({text for text in texts if text and text.strip()})
     return styles, contents
 
 
@@ -300,9 +301,11 @@ def grid_leakage_report(
     styles, contents = grid_prompts(benchmark, dataset_dir)
     grid = render_grid(backend, styles, contents, size=size, seed=seed, progress=progress)
     qualities, matched = grid_leakage(grid, encoders, seed=seed)
-    paired = compare_leakage(matched)
+    # One content (or one encoder) leaves nothing to compare: the tables say so by their absence.
+    paired = compare_leakage(matched) if len(encoders) > 1 and len(matched[TRAINED].values) else []
     quality_table(qualities)
-    leakage_paired_table(paired)
+    if paired:
+        leakage_paired_table(paired)
     summary = {
         "styles": len(styles),
         "contents": len(contents),
@@ -316,7 +319,8 @@ def grid_leakage_report(
     section.text(
         f"Controlled leakage test: each of the {len(styles)} held-out styles rendered with each of the "
         f"{len(contents)} content prompts ({len(grid.images)} images, backend '{getattr(backend, 'name', '?')}'), "
-        f"so every pair of styles shares every content ({paired[0].pairs} same-content pairs). Matched AUC "
+        f"so every pair of styles shares every content ({len(matched[TRAINED].values)} same-content pairs). "
+        "Matched AUC "
         "(0.5 = no leakage) and the trained encoder minus each other encoder; intervals resample contents "
         "and styles together."
     )
@@ -333,5 +337,6 @@ def grid_leakage_report(
             for name, q in qualities.items()
         ],
     )
-    section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in paired])
+    if paired:
+        section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in paired])
     return summary

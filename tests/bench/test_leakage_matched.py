@@ -49,12 +49,17 @@ def _brute_force(x: np.ndarray, styles: np.ndarray, contents: np.ndarray) -> dic
         for j in range(i + 1, len(x)):
             if contents[i] != contents[j] or styles[i] == styles[j]:
                 continue
-            pos = x[i] @ x[j]
+            # Cosines compare at 12 decimals (leakage.COSINE_DECIMALS), so exact ties stay ties.
+            pos = round(x[i] @ x[j], 12)
             negs = [
-                x[i] @ x[k] for k in range(len(x)) if styles[k] == styles[j] and contents[k] != contents[i]
+                round(x[i] @ x[k], 12)
+                for k in range(len(x))
+                if styles[k] == styles[j] and contents[k] != contents[i]
             ]
             negs += [
-                x[j] @ x[k] for k in range(len(x)) if styles[k] == styles[i] and contents[k] != contents[i]
+                round(x[j] @ x[k], 12)
+                for k in range(len(x))
+                if styles[k] == styles[i] and contents[k] != contents[i]
             ]
             if negs:
                 out[(i, j)] = float(np.mean([(pos > n) + 0.5 * (pos == n) for n in negs]))
@@ -205,3 +210,31 @@ def test_weighted_auc_counts_a_weight_of_k_as_k_copies() -> None:
     assert got == pytest.approx(_pair_auc(np.repeat(pos, wp), np.repeat(neg, wn)))
     ones = weighted_auc(inverse[:30], inverse[30:], np.ones(30), np.ones(40), len(unique))
     assert ones == pytest.approx(_pair_auc(pos, neg))
+
+
+def test_exact_ties_break_the_same_way_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(60, 8)).astype(float)  # small integers: many exactly equal cosines
+    styles, contents = np.repeat(np.arange(10), 6), np.tile(np.arange(6), 10)
+    from_matrix = matched_leakage(x, styles, contents)
+    monkeypatch.setattr(leakage_module, "GRAM_MAX_IMAGES", 0)
+    gathered = matched_leakage(x, styles, contents)
+    assert np.array_equal(from_matrix.values, gathered.values)
+    got = {(int(i), int(j)): float(v) for (i, j), v in zip(gathered.pairs, gathered.values, strict=True)}
+    expected = _brute_force(x, styles, contents)
+    assert [got[k] for k in expected] == pytest.approx(list(expected.values()))
+
+
+def test_two_way_interval_takes_text_labels_and_names_an_empty_bootstrap() -> None:
+    values = np.array([0.2, 0.4, 0.6, 0.8])
+    styles = np.array([[0, 1], [1, 2], [2, 3], [3, 0]])
+    as_ints = two_way_interval(values, np.array([0, 1, 2, 3]), styles, reps=50)
+    as_text = two_way_interval(values, np.array(["a", "b", "c", "d"], dtype=object), styles, reps=50)
+    assert as_ints == as_text  # the same clusters in the same order, whatever their labels' type
+    one = np.array([0.7])
+    # One pair of styles 0 and 1: a resample draws both only half the time; seed 0's single draw does not.
+    with pytest.raises(ValueError, match="no resample of 1 pairs kept a pair"):
+        two_way_interval(one, np.array([0]), np.array([[0, 1]]), reps=1, seed=0)
+    assert two_way_interval(one, np.array([0]), np.array([[0, 1]]), reps=1, seed=1) == (0.7, 0.7)
+    m = matched_leakage(_at(0, 150, 60, 100, 30), ["A", "A", "B", "B", "B"], ["x", "y", "x", "z", "w"])
+    assert m.interval(reps=1, seed=0) is None  # the same draw: no interval rather than an error

@@ -144,16 +144,21 @@ def dataset_quality(
             n_same, n_diff = len(same), len(diff)
             if bootstrap:
                 na, nb = a[unrelated], b[unrelated]
-                ci = two_way_auc_interval(
-                    same,
-                    diff,
-                    (contents[same_pairs[:, 0]], styles[same_pairs]),
-                    (np.stack([contents[na], contents[nb]], 1), np.stack([styles[na], styles[nb]], 1)),
-                    reps=bootstrap,
-                    rng=rng,
-                )
+                try:
+                    ci = two_way_auc_interval(
+                        same,
+                        diff,
+                        (contents[same_pairs[:, 0]], styles[same_pairs]),
+                        (np.stack([contents[na], contents[nb]], 1), np.stack([styles[na], styles[nb]], 1)),
+                        reps=bootstrap,
+                        rng=rng,
+                    )
+                except ValueError:  # too few contents and styles for any resample to keep both kinds
+                    ci = None
         if matched is None:
             matched = matched_leakage(x, styles, contents, max_pairs=max_pairs, seed=seed)
+        elif len(matched.pairs) and int(matched.pairs.max()) >= len(x):
+            raise ValueError("matched leakage was measured on other images than these embeddings")
         matched_auc, n_matched = matched.auc, len(matched.values)
         if bootstrap and n_matched:
             matched_ci = matched.interval(reps=bootstrap, seed=seed)
@@ -229,7 +234,10 @@ def sample_dataset(
         sample.styles.append(label)
         cid, text = record.get("content_id"), record.get("content")
         # A row with neither id nor text shares its content with no other row (never a leakage pair).
-        sample.contents.append(f"id:{cid}" if cid is not None else f"text:{text}" if text else f"row:{row}")
+        if cid is not None:
+            sample.contents.append(f"id:{cid}")
+        else:
+            sample.contents.append(f"text:{text}" if text and text.strip() else f"row:{row}")
     return sample
 
 

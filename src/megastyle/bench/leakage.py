@@ -29,9 +29,11 @@ import numpy as np
 
 CHUNK_PAIRS = 4096  # pairs scored per step at most
 CHUNK_VALUES = 1 << 24  # and at most this many gathered floats (pairs × images per style × dim): 128 MiB
-GRAM_MAX_IMAGES = (
-    4096  # up to here all cosines come from one n × n matrix (128 MiB), far faster for wide embeddings
-)
+# Up to this many images all cosines come from one n × n matrix (128 MiB): far faster for wide embeddings.
+GRAM_MAX_IMAGES = 4096
+# Cosines are compared after rounding to this many decimals, so that a matrix product and a row-wise
+# dot product (different rounding) break the same exact ties the same way.
+COSINE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,21 @@ class MatchedLeakage:
         """95% interval of the AUC, resampling contents and styles (``two_way_interval``); None without pairs."""
         if not len(self.values):
             return None
-        return two_way_interval(self.values, self.contents, self.styles, reps=reps, seed=seed)
+        try:
+            return two_way_interval(self.values, self.contents, self.styles, reps=reps, seed=seed)
+        except ValueError:  # too few contents and styles for any resample to keep a pair
+            return None
 
 
-def _codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense codes of (stratum, label) rows, and each code's stratum."""
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return inverse.ravel(), unique[:, 0]
+def _codes(strata: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes of (stratum, label) in stratum-major order, and each code's stratum code."""
+    labels = np.asarray(labels)
+    if labels.dtype == object:  # np.unique cannot sort arbitrary objects; their text is a faithful key
+        labels = labels.astype(str)
+    _, stratum_code = np.unique(np.asarray(strata), return_inverse=True)
+    label_ids, label_code = np.unique(labels, return_inverse=True)
+    unique, code = np.unique(stratum_code.ravel() * len(label_ids) + label_code.ravel(), return_inverse=True)
+    return code.ravel(), unique // len(label_ids)
 
 
 def _resample_counts(stratum_of: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -89,11 +99,10 @@ def two_way_interval(
     if not len(values) == len(contents) == len(styles):
         raise ValueError(f"{len(values)} values for {len(contents)} contents and {len(styles)} style pairs")
     strata = np.zeros(len(values), dtype=np.int64) if strata is None else np.asarray(strata)
-    content_code, content_stratum = _codes(np.stack([strata, np.asarray(contents)], axis=1))
-    both = np.concatenate(
-        [np.stack([strata, styles[:, 0]], axis=1), np.stack([strata, styles[:, 1]], axis=1)]
+    content_code, content_stratum = _codes(strata, np.asarray(contents))
+    style_code, style_stratum = _codes(
+        np.concatenate([strata, strata]), np.concatenate([styles[:, 0], styles[:, 1]])
     )
-    style_code, style_stratum = _codes(both)
     first, second = style_code[: len(values)], style_code[len(values) :]
     rng = np.random.default_rng(seed)
     means = []
@@ -103,6 +112,8 @@ def two_way_interval(
         total = weight.sum()
         if total > 0:  # a draw that keeps no pair at all says nothing
             means.append(float(weight @ values / total))
+    if not means:
+        raise ValueError(f"two-way bootstrap: no resample of {len(values)} pairs kept a pair")
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
@@ -142,6 +153,10 @@ def two_way_auc_interval(
         if wp.sum() == 0 or wn.sum() == 0:
             continue
         aucs.append(weighted_auc(pos_bin, neg_bin, wp, wn, len(unique)))
+    if not aucs:
+        raise ValueError(
+            f"two-way bootstrap: no resample kept both a positive and a negative of {n_pos} / {n_neg}"
+        )
     low, high = np.percentile(aucs, [2.5, 97.5])
     return float(low), float(high)
 
@@ -175,8 +190,9 @@ def same_content_pairs(
     return out
 
 
-def pair_cosines(x: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+def pair_cosines(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise dot products ``x[a] · x[b]``, gathered in chunks so wide embeddings stay within memory."""
+    chunk = max(1, CHUNK_VALUES // max(1, 2 * x.shape[1]))
     out = np.empty(len(a), dtype=np.result_type(x.dtype, np.float32))
     for start in range(0, len(a), chunk):
         stop = start + chunk
@@ -232,6 +248,7 @@ def matched_leakage(
     for start in range(0, len(pairs), chunk):
         i, j = pairs[start : start + chunk].T
         pos = gram[i, j] if gram is not None else np.einsum("pd,pd->p", x[i], x[j])
+        pos = np.round(pos, COSINE_DECIMALS)
         wins, count = np.zeros(len(i)), np.zeros(len(i))
         # i against j's style-mates of other contents, then j against i's.
         for anchor, other in ((i, j), (j, i)):
@@ -242,7 +259,7 @@ def matched_leakage(
                 neg = gram[anchor[:, None], safe]
             else:
                 neg = np.einsum("pd,pkd->pk", x[anchor], x[safe])
-            w, c = _outscored(pos, neg, valid)
+            w, c = _outscored(pos, np.round(neg, COSINE_DECIMALS), valid)
             wins, count = wins + w, count + c
         ok = count > 0  # a pair whose two styles hold only that content has nothing to compare with
         values.append(wins[ok] / count[ok])
