@@ -15,8 +15,8 @@ import numpy as np
 
 from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.compare import compare_encoders
-from megastyle.bench.dataset_quality import DatasetQuality, dataset_quality
-from megastyle.bench.leakage import MatchedLeakage, compare_leakage, matched_leakage
+from megastyle.bench.dataset_quality import DatasetQuality, measure_encoders
+from megastyle.bench.leakage import MatchedLeakage, compare_leakage
 from megastyle.bench.leakage_grid import grid_leakage, render_grid
 from megastyle.bench.report import (
     LEAKAGE_COLUMNS,
@@ -93,12 +93,7 @@ def heldout_leakage(
     contents = np.array(
         [-1 - i if item.content_id is None else item.content_id for i, item in enumerate(items)]
     )
-    qualities, matched = {}, {}
-    for name, embedder in encoders.items():
-        embeddings = embedder.embed_images(images, batch_size=32)
-        matched[name] = matched_leakage(embeddings, styles, contents, seed=seed)
-        qualities[name] = dataset_quality(embeddings, styles, contents, seed=seed, matched=matched[name])
-    return qualities, matched
+    return measure_encoders(images, styles, contents, encoders, seed=seed)
 
 
 def saved_run_train_config(run: Path, output_dir: Path) -> TrainEncoderConfig:
@@ -188,7 +183,7 @@ def train_and_benchmark(
             "content_leakage_matched_auc_ci95": quality.leakage_matched_auc_ci95,
         }
     # The trained encoder's matched leakage minus each other encoder's, pair by pair.
-    leakage_paired = compare_leakage(matched) if any(len(m.values) for m in matched.values()) else []
+    leakage_paired = compare_leakage(matched)
     (out / "retrieval" / "leakage.json").write_text(
         json.dumps({"encoders": leakage, "paired": [d.as_dict() for d in leakage_paired]}, indent=2)
     )
@@ -302,7 +297,7 @@ def grid_leakage_report(
     grid = render_grid(backend, styles, contents, size=size, seed=seed, progress=progress)
     qualities, matched = grid_leakage(grid, encoders, seed=seed)
     # One content (or one encoder) leaves nothing to compare: the tables say so by their absence.
-    paired = compare_leakage(matched) if len(encoders) > 1 and len(matched[TRAINED].values) else []
+    paired = compare_leakage(matched)
     quality_table(qualities)
     if paired:
         leakage_paired_table(paired)

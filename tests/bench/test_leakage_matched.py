@@ -157,6 +157,9 @@ def test_sampling_is_seeded_and_no_pairs_gives_none() -> None:
     assert np.array_equal(first.pairs, again.pairs) and not np.array_equal(first.pairs, other.pairs)
     disjoint = matched_leakage(x[:16], styles[:16], np.arange(16))  # no content shared by two styles
     assert disjoint.auc is None and disjoint.interval() is None
+    assert compare_leakage({"a": disjoint, "b": disjoint}) == []  # nothing to compare, not an error
+    with pytest.raises(ValueError, match="no same-content pairs"):
+        paired_leakage_difference({"a": disjoint, "b": disjoint}, "a", "b")
     quality = dataset_quality(x[:16], styles[:16], np.arange(16))
     assert quality.leakage_matched_auc is None and quality.matched_pairs == 0
     assert "leakage_matched_auc" in quality_markdown({"e": quality})

@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,29 @@ def _pairs(n: int, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     a, b = rng.integers(0, n, limit), rng.integers(0, n, limit)
     keep = a != b
     return a[keep], b[keep]
+
+
+def measure_encoders(
+    images: Sequence[Any],
+    style_labels: Sequence[object],
+    content_labels: Sequence[object],
+    encoders: Mapping[str, Embedder],
+    *,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> tuple[dict[str, DatasetQuality], dict[str, MatchedLeakage]]:
+    """Dataset quality and matched leakage of each encoder on the same images, so on the same pairs."""
+    qualities, matched = {}, {}
+    for name, embedder in encoders.items():
+        embeddings = np.asarray(embedder.embed_images(images, batch_size=batch_size), dtype=np.float32)
+        matched[name] = matched_leakage(
+            embeddings, style_labels, content_labels, max_pairs=max_pairs, seed=seed
+        )
+        qualities[name] = dataset_quality(
+            embeddings, style_labels, content_labels, max_pairs=max_pairs, seed=seed, matched=matched[name]
+        )
+    return qualities, matched
 
 
 @dataclass

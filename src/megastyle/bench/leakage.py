@@ -322,11 +322,16 @@ def paired_leakage_difference(
 def compare_leakage(
     scores: Mapping[str, MatchedLeakage], encoder: str | None = None, *, reps: int = 2000, seed: int = 0
 ) -> list[LeakageDifference]:
-    """``encoder`` (default: the first) against every other encoder."""
+    """``encoder`` (default: the first) against every other encoder; empty when there are no pairs.
+
+    Pairs come from the labels alone, so when one encoder has none, none has: nothing to compare.
+    """
     names = list(scores)
     encoder = encoder or names[0]
     if encoder not in scores:
         raise KeyError(f"no encoder {encoder!r} in these leakage scores (have: {', '.join(names)})")
+    if not len(scores[encoder].values):
+        return []
     return [
         paired_leakage_difference(scores, encoder, other, reps=reps, seed=seed)
         for other in names

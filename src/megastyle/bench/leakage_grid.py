@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from megastyle.bench.dataset_quality import DatasetQuality, dataset_quality
-from megastyle.bench.leakage import MatchedLeakage, matched_leakage
+from megastyle.bench.dataset_quality import DatasetQuality, measure_encoders
+from megastyle.bench.leakage import MatchedLeakage
 from megastyle.bench.retrieval import Embedder
 from megastyle.curate.generators.base import GenerationRequest, TextToImageBackend
 from megastyle.prompts.vocabulary import stable_hash
@@ -84,11 +84,6 @@ def grid_leakage(
     grid: LeakageGrid, encoders: Mapping[str, Embedder], *, seed: int = 0, batch_size: int = 32
 ) -> tuple[dict[str, DatasetQuality], dict[str, MatchedLeakage]]:
     """Dataset quality (with the global AUC) and matched leakage of each encoder on the grid."""
-    qualities, matched = {}, {}
-    for name, embedder in encoders.items():
-        embeddings = np.asarray(embedder.embed_images(grid.images, batch_size=batch_size), dtype=np.float32)
-        matched[name] = matched_leakage(embeddings, grid.styles, grid.contents, seed=seed)
-        qualities[name] = dataset_quality(
-            embeddings, grid.styles, grid.contents, seed=seed, matched=matched[name]
-        )
-    return qualities, matched
+    return measure_encoders(
+        grid.images, grid.styles, grid.contents, encoders, seed=seed, batch_size=batch_size
+    )

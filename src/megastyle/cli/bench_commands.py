@@ -211,10 +211,8 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
 
 def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
     """Measure the dataset under each embedder; print and write the tables (and the paired leakage)."""
-    import numpy as np
-
-    from megastyle.bench.dataset_quality import dataset_quality, sample_dataset
-    from megastyle.bench.leakage import compare_leakage, matched_leakage
+    from megastyle.bench.dataset_quality import measure_encoders, sample_dataset
+    from megastyle.bench.leakage import compare_leakage
     from megastyle.bench.report import (
         leakage_paired_markdown,
         leakage_paired_table,
@@ -246,28 +244,23 @@ def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     qualities, matched = {}, {}
     for spec in cfg.encoders:
-        try:
-            embedder = build_embedder(spec, device)
-            embeddings = np.asarray(
-                embedder.embed_images(sample.images, batch_size=cfg.batch_size), np.float32
-            )
-            matched[spec.name] = matched_leakage(
-                embeddings, sample.styles, sample.contents, max_pairs=cfg.max_pairs, seed=cfg.seed
-            )
-            qualities[spec.name] = dataset_quality(
-                embeddings,
+        try:  # one encoder in memory at a time
+            quality, leakage = measure_encoders(
+                sample.images,
                 sample.styles,
                 sample.contents,
+                {spec.name: build_embedder(spec, device)},
                 max_pairs=cfg.max_pairs,
                 seed=cfg.seed,
-                matched=matched[spec.name],
+                batch_size=cfg.batch_size,
             )
         except (FileNotFoundError, ValueError) as err:
             raise ConfigError(f"{spec.name}: {err}") from err
+        qualities.update(quality)
+        matched.update(leakage)
     quality_table(qualities, console)
-    paired = []
-    if len(matched) > 1 and any(len(m.values) for m in matched.values()):
-        paired = compare_leakage(matched, cfg.paired_encoder)
+    paired = compare_leakage(matched, cfg.paired_encoder)
+    if paired:
         leakage_paired_table(paired, console)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     payload = {name: q.as_dict() for name, q in qualities.items()}
