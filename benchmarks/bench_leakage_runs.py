@@ -23,19 +23,13 @@ import argparse
 from pathlib import Path
 
 
-def _auc(value: float | None, interval: tuple[float, float] | None) -> str:
-    from megastyle.bench.report import format_interval
-
-    return "-" if value is None else f"{value:.3f} ({format_interval(interval)})"
-
-
 def main() -> None:
     """Measure every run, print per-run and pooled tables, optionally write them as Markdown."""
     import numpy as np
 
     from megastyle.bench.leakage import compare_leakage, two_way_interval
     from megastyle.bench.leakage_grid import grid_leakage, render_grid
-    from megastyle.bench.report import format_interval
+    from megastyle.bench.report import format_interval, format_with_interval
     from megastyle.bench.retrieval import RetrievalBenchmark
     from megastyle.config import load_config
     from megastyle.curate.generators import load_backend
@@ -83,8 +77,8 @@ def main() -> None:
             qualities, matched = heldout_leakage(benchmark, encoders, train_cfg.seed)
         for name, q in qualities.items():
             lines.append(
-                f"| {run} | {name} | {_auc(q.leakage_auc, q.leakage_auc_ci95)} | "
-                f"{_auc(q.leakage_matched_auc, q.leakage_matched_auc_ci95)} | {q.matched_pairs} |"
+                f"| {run} | {name} | {format_with_interval(q.leakage_auc, q.leakage_auc_ci95)} | "
+                f"{format_with_interval(q.leakage_matched_auc, q.leakage_matched_auc_ci95)} | {q.matched_pairs} |"
             )
         if not len(matched[TRAINED].values):
             print(f"{run}: no same-content pairs of different styles among the held-out images")

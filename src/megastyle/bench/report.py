@@ -353,19 +353,13 @@ def quality_table(qualities: Mapping[str, DatasetQuality], console: Console | No
     for column, width in columns:
         table.add_column(column, justify="right", no_wrap=True, min_width=width)
 
-    def fmt(value: float | None) -> str:
-        return "-" if value is None or math.isnan(value) else f"{value:.3f}"
-
-    def auc(value: float | None, interval: Sequence[float] | None) -> str:
-        return fmt(value) if interval is None else f"{fmt(value)} ({format_interval(interval)})"
-
     for name, q in qualities.items():
         table.add_row(
             name,
-            fmt(q.intra_style_consistency),
-            fmt(q.inter_style_diversity),
-            auc(q.leakage_auc, q.leakage_auc_ci95),
-            auc(q.leakage_matched_auc, q.leakage_matched_auc_ci95),
+            format_with_interval(q.intra_style_consistency, None),
+            format_with_interval(q.inter_style_diversity, None),
+            format_with_interval(q.leakage_auc, q.leakage_auc_ci95),
+            format_with_interval(q.leakage_matched_auc, q.leakage_matched_auc_ci95),
         )
     (console or Console()).print(table)
     return table
@@ -397,6 +391,13 @@ def quality_markdown(qualities: Mapping[str, DatasetQuality]) -> str:
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def format_with_interval(value: float | None, interval: Sequence[float] | None) -> str:
+    """``0.506 (0.498–0.514)``; the value alone without an interval; "-" without a value."""
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.3f}" if interval is None else f"{value:.3f} ({format_interval(interval)})"
 
 
 def format_interval(interval: Sequence[float] | None, digits: int = 3, *, signed: bool = False) -> str:
