@@ -96,10 +96,6 @@ def _run_script(path: Path, monkeypatch, args: list[str]) -> None:
     module.main()
 
 
-def _run_variants_script(monkeypatch, args: list[str]) -> None:
-    _run_script(VARIANTS_SCRIPT, monkeypatch, args)
-
-
 @pytest.mark.slow
 def test_variants_script_reproduces_the_quickstart_row_records_failures_and_resumes(
     quickstart_run, tmp_path, monkeypatch, capsys
@@ -113,7 +109,7 @@ def test_variants_script_reproduces_the_quickstart_row_records_failures_and_resu
         '[[variant]]\nname = "one epoch"\nepochs = 1\n'
     )
     out = tmp_path / "out"
-    _run_variants_script(monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
+    _run_script(VARIANTS_SCRIPT, monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
     table = capsys.readouterr().out
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     by_name = {r.get("variant", r["key"]): r for r in records}
@@ -131,7 +127,7 @@ def test_variants_script_reproduces_the_quickstart_row_records_failures_and_resu
     assert "failed:" in table and "| default | (quickstart) |" in table
 
     # A rerun finds every result on disk: nothing is trained or appended again.
-    _run_variants_script(monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
+    _run_script(VARIANTS_SCRIPT, monkeypatch, [str(run), "--variants", str(variants), "--out", str(out)])
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
 
 

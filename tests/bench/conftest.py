@@ -1,12 +1,16 @@
-"""Shared by the benchmark tests: a small procedural style dataset (built once per session), the FLUX GPU script."""
+"""Shared by the benchmark tests: a small procedural style dataset (built once per session), an embedder that
+leaks content on purpose, the FLUX GPU script."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from megastyle.curate.generate import PlannedImage, plan_images, run_generate
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
@@ -32,6 +36,25 @@ def render_procedural(out: Path, *, num_styles: int = NUM_STYLES, per_style: int
 def procedural_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of shards: 96 rows, 16 styles, contents shared across styles."""
     return render_procedural(tmp_path_factory.mktemp("procedural") / "shards")
+
+
+class ForegroundLayoutEmbedder:
+    """Content-sensitive on purpose: where pixels depart from the image's median grey (the objects)."""
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        rows = []
+        for image in images:
+            grey = np.asarray(image.convert("L").resize((12, 12), Image.Resampling.BOX), dtype=np.float64)
+            mask = np.abs(grey - np.median(grey)).ravel()
+            mask -= mask.mean()
+            rows.append(mask / (np.linalg.norm(mask) + 1e-9))
+        return np.stack(rows).astype(np.float32)
+
+
+@pytest.fixture
+def layout_embedder() -> ForegroundLayoutEmbedder:
+    """An embedder that leaks content by construction (where the objects are)."""
+    return ForegroundLayoutEmbedder()
 
 
 FLUX_BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "bench_flux_transfer.py"

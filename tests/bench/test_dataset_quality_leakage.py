@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from megastyle.bench.baselines import ColorHistogramEmbedder, RandomEmbedder
 from megastyle.bench.dataset_quality import dataset_quality, measure_dataset
@@ -36,21 +34,8 @@ def test_auc_counts_ties_as_half_and_needs_two_styles() -> None:
         dataset_quality(x, ["A"] * 4)
 
 
-class ForegroundLayoutEmbedder:
-    """Content-sensitive on purpose: where pixels depart from the image's median grey (the objects)."""
-
-    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        rows = []
-        for image in images:
-            grey = np.asarray(image.convert("L").resize((12, 12), Image.Resampling.BOX), dtype=np.float64)
-            mask = np.abs(grey - np.median(grey)).ravel()
-            mask -= mask.mean()
-            rows.append(mask / (np.linalg.norm(mask) + 1e-9))
-        return np.stack(rows).astype(np.float32)
-
-
-def test_leakage_is_higher_for_a_content_sensitive_embedder(procedural_shards: Path) -> None:
-    layout, _ = measure_dataset(procedural_shards, ForegroundLayoutEmbedder())
+def test_leakage_is_higher_for_a_content_sensitive_embedder(procedural_shards: Path, layout_embedder) -> None:
+    layout, _ = measure_dataset(procedural_shards, layout_embedder)
     palette, _ = measure_dataset(procedural_shards, ColorHistogramEmbedder())
     chance, _ = measure_dataset(procedural_shards, RandomEmbedder())
     assert layout.same_content_pairs == palette.same_content_pairs == 336  # 12 contents × 8 styles each
@@ -62,8 +47,10 @@ def test_leakage_is_higher_for_a_content_sensitive_embedder(procedural_shards: P
     assert palette.intra_style_consistency > layout.intra_style_consistency + 0.3
 
 
-def test_leakage_interval_brackets_the_auc_and_separates_leaking_from_chance(procedural_shards: Path) -> None:
-    layout, _ = measure_dataset(procedural_shards, ForegroundLayoutEmbedder())
+def test_leakage_interval_brackets_the_auc_and_separates_leaking_from_chance(
+    procedural_shards: Path, layout_embedder
+) -> None:
+    layout, _ = measure_dataset(procedural_shards, layout_embedder)
     chance, _ = measure_dataset(procedural_shards, RandomEmbedder())
     for quality in (layout, chance):
         assert quality.leakage_auc_ci95 is not None and quality.leakage_auc is not None
