@@ -31,6 +31,7 @@ import numpy as np
 from megastyle.bench.leakage import (
     MatchedLeakage,
     matched_leakage,
+    normalise_rows,
     pair_cosines,
     same_content_pairs,
     two_way_auc_interval,
@@ -65,11 +66,6 @@ class DatasetQuality:
         return asdict(self)
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float64)
-
-
 def _pair_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """P(pos > neg) + ½ P(pos = neg), from average ranks (Mann–Whitney U)."""
     from scipy.stats import rankdata
@@ -95,7 +91,7 @@ def dataset_quality(
     ``matched``: the matched leakage of these same embeddings and labels when the caller has it already
     (``matched_leakage`` with the same ``max_pairs`` and ``seed``), so it is not computed twice.
     """
-    x = _normalise(np.asarray(embeddings, dtype=np.float64))
+    x = normalise_rows(np.asarray(embeddings, dtype=np.float64))
     styles = np.asarray(style_labels)
     if len(styles) != len(x):
         raise ValueError(f"{len(styles)} style labels for {len(x)} embeddings")
@@ -112,7 +108,7 @@ def dataset_quality(
             total = x[rows].sum(axis=0)
             # Mean over distinct pairs without forming the n×n matrix: (|Σx|² − Σ|x|²) / (n(n−1)).
             intra.append((total @ total - len(rows)) / (len(rows) * (len(rows) - 1)))
-    centroids = _normalise(np.stack([x[rows].mean(axis=0) for rows in groups.values()]))
+    centroids = normalise_rows(np.stack([x[rows].mean(axis=0) for rows in groups.values()]))
     k = len(centroids)
     all_pairs = k * (k - 1) // 2
     if all_pairs <= max_pairs:

@@ -190,6 +190,12 @@ def same_content_pairs(
     return out
 
 
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float64; all-zero rows stay zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float64)
+
+
 def pair_cosines(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise dot products ``x[a] · x[b]``, gathered in chunks so wide embeddings stay within memory."""
     chunk = max(1, CHUNK_VALUES // max(1, 2 * x.shape[1]))
@@ -226,14 +232,12 @@ def matched_leakage(
     seed: int = 0,
 ) -> MatchedLeakage:
     """Score same-content pairs of two styles (a seeded sample beyond ``max_pairs``) against those styles' others."""
-    x = np.asarray(embeddings, dtype=np.float64)
+    x = normalise_rows(np.asarray(embeddings, dtype=np.float64))
     styles, contents = np.asarray(style_labels), np.asarray(content_labels)
     if not len(styles) == len(contents) == len(x):
         raise ValueError(
             f"matched leakage: {len(x)} embeddings, {len(styles)} style labels, {len(contents)} content labels"
         )
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0, norms, 1.0)
     _, style_codes = np.unique(styles, return_inverse=True)
     _, content_codes = np.unique(contents, return_inverse=True)
     pairs = same_content_pairs(content_codes, style_codes, max_pairs, np.random.default_rng(seed))
