@@ -11,6 +11,12 @@ One epoch, from a generator seeded by ``(seed, epoch)``:
   probability proportional to the groups each still has left (so big styles are spread over the
   epoch rather than piled at its end), and each gives its next group. The epoch ends when fewer
   than P styles have groups left; those leftovers are dropped (they differ from epoch to epoch).
+* with ``neighbour_share`` > 0 and per-style embeddings (the style prompts' text embeddings), each
+  batch is built around its first style: that share of the other P − 1 places goes to the first
+  style's nearest styles (cosine) that still have groups left, the rest is drawn as above. Random
+  batches of a few styles out of many rarely hold two styles that look alike, so once the easy
+  pairs are apart the loss has little left to teach; neighbour batches keep the look-alikes meeting
+  (hard-negative classes, as in metric learning's class-level mining).
 
 The batch list is a pure function of ``(labels, P, K, seed, epoch)``, so every rank computes the
 same one. With ``world_size > 1`` each global batch is split by style groups: rank ``r`` takes the
@@ -45,6 +51,8 @@ class PKBatchSampler:
         small_styles: SmallStyles = "replace",
         world_size: int = 1,
         rank: int = 0,
+        style_embeddings: np.ndarray | None = None,
+        neighbour_share: float = 0.0,
     ) -> None:
         if styles_per_batch < 1 or images_per_style < 1:
             raise ValueError(f"P and K must be ≥ 1, got P={styles_per_batch}, K={images_per_style}")
@@ -57,9 +65,14 @@ class PKBatchSampler:
                 f"styles_per_batch {styles_per_batch} must be divisible by world_size {world_size} "
                 "(each rank takes an equal share of every batch's styles)"
             )
+        if not 0.0 <= neighbour_share <= 1.0:
+            raise ValueError(f"neighbour_share must be in [0, 1], got {neighbour_share}")
+        if neighbour_share > 0 and style_embeddings is None:
+            raise ValueError("neighbour_share > 0 needs style_embeddings (one row per style label)")
         self.labels = np.asarray(labels, dtype=np.int64)
         if self.labels.ndim != 1:
             raise ValueError("labels must be one-dimensional")
+        self.neighbour_share = neighbour_share
         self.styles_per_batch = styles_per_batch
         self.images_per_style = images_per_style
         self.seed = seed
@@ -72,6 +85,11 @@ class PKBatchSampler:
         _, starts = np.unique(self.labels[order], return_index=True)
         self._style_rows = [np.sort(rows) for rows in np.split(order, starts[1:])] if len(order) else []
         self._cached_epoch: tuple[int, list[list[int]]] | None = None
+        self._neighbours = (
+            self._neighbour_order(style_embeddings)
+            if neighbour_share > 0 and style_embeddings is not None
+            else None
+        )
         usable = sum(
             1 for rows in self._style_rows if len(rows) >= images_per_style or small_styles == "replace"
         )
@@ -80,6 +98,44 @@ class PKBatchSampler:
                 f"only {usable} styles can give {images_per_style} images (small_styles={small_styles!r}), "
                 f"but a batch needs {styles_per_batch} distinct styles"
             )
+
+    def _neighbour_order(self, style_embeddings: np.ndarray) -> np.ndarray:
+        """For each style (sampler order), the other styles from nearest to farthest by cosine."""
+        values = np.unique(self.labels)
+        table = np.asarray(style_embeddings, dtype=np.float64)
+        if table.ndim != 2 or (len(values) and (values.min() < 0 or values.max() >= len(table))):
+            raise ValueError(
+                f"style_embeddings must be a 2-D table with a row per style label; got shape {table.shape} "
+                f"for labels up to {values.max() if len(values) else None}"
+            )
+        rows = table[values]
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise ValueError("style_embeddings has an all-zero row: its style has no direction to be near")
+        rows = rows / norms
+        similarity = rows @ rows.T
+        np.fill_diagonal(similarity, -np.inf)
+        # Stable sort on the negated similarity: ties keep label order, so the order is reproducible.
+        return np.argsort(-similarity, axis=1, kind="stable")[:, :-1]
+
+    def _draw_styles(self, rng: np.random.Generator, left: np.ndarray) -> np.ndarray:
+        p = self.styles_per_batch
+        if self._neighbours is None:
+            return rng.choice(len(left), size=p, replace=False, p=left / left.sum())
+        first = int(rng.choice(len(left), p=left / left.sum()))
+        wanted = round(self.neighbour_share * (p - 1))
+        order = self._neighbours[first]
+        near = order[left[order] > 0][:wanted]
+        rest_left = left.copy()
+        rest_left[first] = 0
+        rest_left[near] = 0
+        missing = p - 1 - len(near)
+        rest = (
+            rng.choice(len(left), size=missing, replace=False, p=rest_left / rest_left.sum())
+            if missing
+            else np.zeros(0, dtype=np.int64)
+        )
+        return np.concatenate([[first], near, rest]).astype(np.int64)
 
     @property
     def batch_size(self) -> int:
@@ -140,7 +196,7 @@ class PKBatchSampler:
         batches: list[list[int]] = []
         p = self.styles_per_batch
         while int((left > 0).sum()) >= p:
-            styles = rng.choice(len(groups), size=p, replace=False, p=left / left.sum())
+            styles = self._draw_styles(rng, left)
             batch: list[int] = []
             for style in styles:
                 batch.extend(int(r) for r in groups[style][taken[style]])

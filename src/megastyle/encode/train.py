@@ -220,6 +220,8 @@ class SSCLTrainer:
             small_styles=cfg.small_styles,
             world_size=self.world,
             rank=self.rank,
+            style_embeddings=self._style_embeddings(train_rows) if cfg.neighbour_share > 0 else None,
+            neighbour_share=cfg.neighbour_share,
         )
         self.total_steps = cfg.max_steps or sum(len(self.sampler.epoch_batches(e)) for e in range(cfg.epochs))
 
@@ -242,6 +244,15 @@ class SSCLTrainer:
                 no_sync=lambda: accelerator.no_sync(model),
             )
         self.evals: list[dict[str, Any]] = []
+
+    def _style_embeddings(self, train_rows: StyleRows) -> np.ndarray:
+        """The style prompts' text embeddings (row = label) that neighbour batches are built from."""
+        if self.bank is not None and self.cfg.text_target == "style":
+            return self.bank.embeddings.cpu().numpy()
+        cfg = self.cfg
+        init = None if cfg.init == "tiny" else cfg.init
+        tower = load_text_tower(cfg.text_tower, text_model_path=cfg.text_model_path, init_path=init)
+        return build_text_bank(tower, train_rows.styles, cache_dir=self.out / "cache").embeddings.numpy()
 
     def _resume(self) -> Path | None:
         previous = latest_checkpoint(self.out)
