@@ -1,6 +1,7 @@
 """Content leakage of the quickstart's encoders over several saved runs: per run, and pooled across runs.
 
     python benchmarks/bench_leakage_runs.py runs/quickstart runs/seed1 runs/seed2 [--grid] [--markdown FILE]
+        [--extra-styles N [--extra-styles-from RUN ...]]
 
 A script: prints, never asserts. For each quickstart output folder it loads the trained encoders
 the run saved (SSCL, and the caption-trained comparator when present), rebuilds the untrained
@@ -14,13 +15,38 @@ contents and styles, not that of training runs: read it beside the per-run rows.
 
 With ``--grid`` the images are the controlled grid instead (``megastyle.bench.leakage_grid``): every
 held-out style rendered with every content prompt of the run's dataset, by the run's own backend and
-settings, as the quickstart does.
+settings, as the quickstart does. ``--extra-styles N`` widens the grid with N more styles that the
+run's encoders never saw: style prompts of other runs' datasets (``--extra-styles-from``, default the
+other runs given) that appear nowhere in this run's dataset, a seeded sample. They come from the same
+pipeline (captioned pool, palette families, balancing), so they are like the held-out styles, and
+the intervals, which resample styles, narrow with their number.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+
+def dataset_styles(run: Path) -> set[str]:
+    """Every style prompt in a run's dataset."""
+    from megastyle.data import ShardReader
+
+    return set(ShardReader(run / "curate" / "dataset").read_table(["style"]).column("style").to_pylist())
+
+
+def unseen_styles(run: Path, sources: list[Path], count: int, *, seed: int) -> list[str]:
+    """A seeded sample of ``count`` style prompts of ``sources`` that ``run``'s dataset does not hold."""
+    import numpy as np
+
+    seen = dataset_styles(run)
+    pool = sorted(set().union(*(dataset_styles(source) for source in sources)) - seen)
+    if len(pool) < count:
+        raise SystemExit(
+            f"{run}: --extra-styles {count}, but the other runs hold only {len(pool)} unseen styles"
+        )
+    chosen = np.random.default_rng(seed).choice(len(pool), size=count, replace=False)
+    return [pool[i] for i in sorted(chosen)]
 
 
 def main() -> None:
@@ -46,7 +72,17 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")
     parser.add_argument("--grid", action="store_true", help="Measure on the style × content grid.")
     parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
+    parser.add_argument("--extra-styles", type=int, default=0, help="Grid: this many unseen styles more.")
+    parser.add_argument(
+        "--extra-styles-from",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Runs to take them from (default: RUNS).",
+    )
     args = parser.parse_args()
+    if args.extra_styles and not args.grid:
+        parser.error("--extra-styles widens the grid: add --grid")
 
     lines = [
         "| run | encoder | global AUC (95% interval) | matched AUC (95% interval) | pairs |",
@@ -71,6 +107,9 @@ def main() -> None:
             run_cfg = load_config(QuickstartConfig, run / "config.toml")
             backend = load_backend(run_cfg.backend, **run_cfg.generate_options())
             styles, contents = grid_prompts(benchmark, run / "curate" / "dataset")
+            if args.extra_styles:
+                sources = [r for r in (args.extra_styles_from or args.runs) if r.resolve() != run.resolve()]
+                styles += unseen_styles(run, sources, args.extra_styles, seed=run_cfg.seed)
             grid = render_grid(backend, styles, contents, size=run_cfg.image_size, seed=run_cfg.seed)
             qualities, matched = grid_leakage(grid, encoders, seed=run_cfg.seed)
         else:
@@ -104,6 +143,7 @@ def main() -> None:
         )
     where = (
         "the style × content grid of each run's held-out styles"
+        + (f" and {args.extra_styles} unseen styles of other runs" if args.extra_styles else "")
         if args.grid
         else "each run's held-out images"
     )

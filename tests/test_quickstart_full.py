@@ -87,11 +87,16 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
     assert heldout  # the benchmark's held-out styles were written for train-encoder to exclude
 
 
-def _run_script(path: Path, monkeypatch, args: list[str]) -> None:
+def _load_script(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _run_script(path: Path, monkeypatch, args: list[str]) -> None:
+    module = _load_script(path)
     monkeypatch.setattr(sys, "argv", [path.name, *args])
     module.main()
 
@@ -158,3 +163,23 @@ def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
     assert "style × content grid" in text
     for d in results["encoder"]["leakage_grid"]["paired"]:
         assert f"| {run} | {d['other']} | {d['difference']:+.3f} |" in text
+
+    # --extra-styles widens the grid with styles of another run's dataset that this run never held.
+    from megastyle.curate.generate import plan_images, run_generate
+    from megastyle.prompts import sample_content_prompts, sample_style_prompts
+
+    other = tmp_path / "other"
+    fresh = sample_style_prompts(3, seed=77)
+    plan = plan_images(fresh, sample_content_prompts(4, seed=78), 2, seed=1)
+    run_generate(plan, other / "curate" / "dataset", size=32, shard_size=8, show_progress=False)
+    args = [str(run), "--grid", "--extra-styles", "2", "--extra-styles-from", str(other)]
+    _run_script(LEAKAGE_SCRIPT, monkeypatch, args)
+    text = capsys.readouterr().out
+    assert "and 2 unseen styles of other runs" in text
+    module = _load_script(LEAKAGE_SCRIPT)
+    chosen = module.unseen_styles(run, [other, run], 2, seed=0)
+    assert len(set(chosen)) == 2 and set(chosen) <= set(fresh)  # this run's own styles never count
+    with pytest.raises(SystemExit, match="hold only 3 unseen styles"):
+        module.unseen_styles(run, [other], 4, seed=0)
+    with pytest.raises(SystemExit):  # argparse: --extra-styles needs --grid
+        _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(run), "--extra-styles", "2"])
