@@ -11,6 +11,7 @@ from megastyle.quickstart import QuickstartConfig, run_quickstart
 
 VARIANTS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_variants.py"
 LEAKAGE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_leakage_runs.py"
+LOO_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_retrieval_loo.py"
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,26 @@ def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
         module.unseen_styles(run, [other], 4, seed=0)
     with pytest.raises(SystemExit):  # argparse: --extra-styles needs --grid
         _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(run), "--extra-styles", "2"])
+
+
+@pytest.mark.slow
+def test_leave_one_out_script_matches_the_trainers_heldout_eval(
+    quickstart_run, tmp_path, monkeypatch, capsys
+):
+    run_dir, _ = quickstart_run
+    run = run_dir / "qs"
+    markdown = tmp_path / "loo.md"
+    _run_script(LOO_SCRIPT, monkeypatch, [str(run), str(run), "--markdown", str(markdown)])
+    text = capsys.readouterr().out
+    assert text == markdown.read_text() + "\n"
+    # The trainer's last held-out eval is the same leave-one-out Recall@1 of the trained encoder.
+    summary = json.loads((run / "encoder" / "train_summary.json").read_text())
+    final = summary["evals"][-1]
+    queries = int(final["images"])
+    assert f"| {run} | megastyle-tiny (SSCL) | {final['recall_at_1']:.3f} | {queries} |" in text
+    rows = [line for line in text.splitlines() if line.startswith(f"| {run} | colour histogram |")]
+    assert len(rows) == 4  # the run twice: two Recall@1 rows and two difference rows
+    difference = rows[-1].split(" | ")[2]
+    assert f"| pooled (2 runs) | colour histogram | {difference} |" in text
+    with pytest.raises(SystemExit, match="not a quickstart output folder"):
+        _run_script(LOO_SCRIPT, monkeypatch, [str(tmp_path)])

@@ -21,7 +21,8 @@ One epoch, from a generator seeded by ``(seed, epoch)``:
 The batch list is a pure function of ``(labels, P, K, seed, epoch)`` (and the style embeddings
 with neighbour batches), so every rank computes the same one. With ``world_size > 1`` each global
 batch is split by style groups: rank ``r`` takes the groups ``[r·P/W, (r+1)·P/W)``, i.e. ``P/W``
-styles × K images, and the loss sees the whole global batch after the features are gathered. The effective batch is ``P·K`` whatever the world size.
+styles × K images, and the loss sees the whole global batch after the features are gathered. The
+effective batch is ``P·K`` whatever the world size.
 
 Each item is ``(row, augmentation_seed)``: the seed is derived from ``(seed, epoch, batch, slot)``
 so augmentations are reproducible whichever worker process decodes the image (exact resume).
