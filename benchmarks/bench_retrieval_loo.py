@@ -1,0 +1,94 @@
+"""Leave-one-out Recall@1 of the quickstart's encoders on every held-out image of saved runs.
+
+    python benchmarks/bench_retrieval_loo.py runs/quickstart runs/seed1 runs/seed2 [--markdown FILE]
+
+A script: prints, never asserts. The benchmark's query/gallery split asks 2 queries per held-out
+style (80 on the quickstart), so one query moves Recall@1 by 0.0125. Here every held-out image
+(queries and gallery, 320 on the quickstart) queries all the others, which quadruples the queries
+without changing what is measured: is the nearest other image of the same style? The trained
+encoder is compared with each other encoder query by query; the interval resamples whole styles
+(a style's queries share their gallery), per run and pooled over runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    """Score every run, print per-run and pooled tables, optionally write them as Markdown."""
+    import numpy as np
+
+    from megastyle.bench.compare import cluster_bootstrap_interval
+    from megastyle.bench.leakage import normalise_rows
+    from megastyle.bench.report import format_interval
+    from megastyle.bench.retrieval import RetrievalBenchmark
+    from megastyle.quickstart_encoder import TRAINED, quickstart_encoders, saved_run_train_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")
+    parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
+    args = parser.parse_args()
+
+    lines = ["| run | encoder | leave-one-out Recall@1 | queries |", "|---" * 4 + "|"]
+    diff_lines = [
+        "| run | trained minus | Recall@1 difference | 95% interval | wins / losses |",
+        "|---" * 5 + "|",
+    ]
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for run in args.runs:
+        if not (run / "benchmark").is_dir() or not (run / "encoder").is_dir():
+            raise SystemExit(f"{run}: not a quickstart output folder (needs benchmark/ and encoder/)")
+        train_cfg = saved_run_train_config(run, run / "encoder")
+        caption = run / "encoder_caption" / "encoder"
+        encoders = quickstart_encoders(
+            train_cfg, run / "encoder" / "encoder", caption if caption.is_dir() else None
+        )
+        benchmark = RetrievalBenchmark.load(run / "benchmark")
+        items = [*benchmark.queries, *benchmark.gallery]
+        images = benchmark.load_images(items)
+        labels = np.array([item.label for item in items])
+        hits: dict[str, np.ndarray] = {}
+        for name, encoder in encoders.items():
+            x = normalise_rows(np.asarray(encoder.embed_images(images), dtype=np.float64))
+            similarity = x @ x.T
+            np.fill_diagonal(similarity, -np.inf)
+            hits[name] = (labels[similarity.argmax(axis=1)] == labels).astype(np.float64)
+            lines.append(f"| {run} | {name} | {hits[name].mean():.3f} | {len(labels)} |")
+        for name, values in hits.items():
+            if name == TRAINED:
+                continue
+            delta = hits[TRAINED] - values
+            interval = cluster_bootstrap_interval(delta, labels)
+            diff_lines.append(
+                f"| {run} | {name} | {delta.mean():+.3f} | {format_interval(interval, signed=True)} | "
+                f"{int((delta > 0).sum())} / {int((delta < 0).sum())} |"
+            )
+            pooled.setdefault(name, []).append((delta, labels))
+    for name, parts in pooled.items():
+        if len(parts) < 2:
+            continue
+        delta = np.concatenate([d for d, _ in parts])
+        clusters = np.concatenate(
+            [[f"{k}:{label}" for label in labels] for k, (_, labels) in enumerate(parts)]
+        )
+        low, high = cluster_bootstrap_interval(delta, clusters)
+        diff_lines.append(
+            f"| pooled ({len(parts)} runs) | {name} | {delta.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
+            f"{int((delta > 0).sum())} / {int((delta < 0).sum())} |"
+        )
+    text = (
+        "Leave-one-out Recall@1 on every held-out image (each queries all the others):\n\n"
+        + "\n".join(lines)
+        + f"\n\n{TRAINED} minus each encoder, query by query (positive: the trained encoder finds more):\n\n"
+        + "\n".join(diff_lines)
+        + "\n"
+    )
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
