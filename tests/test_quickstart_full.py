@@ -177,6 +177,14 @@ def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
     _run_script(LEAKAGE_SCRIPT, monkeypatch, args)
     text = capsys.readouterr().out
     assert "and 2 unseen styles of other runs" in text
+    from megastyle.bench.retrieval import RetrievalBenchmark
+    from megastyle.quickstart_encoder import grid_prompts
+
+    styles, contents = grid_prompts(RetrievalBenchmark.load(run / "benchmark"), run / "curate" / "dataset")
+    n = len(styles) + 2  # every pair of two of the n styles shares every content
+    assert f"| {run} | megastyle-tiny (SSCL) |" in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run} | megastyle-tiny (SSCL) |"))
+    assert row.rstrip(" |").endswith(f"| {len(contents) * n * (n - 1) // 2}")
     module = _load_script(LEAKAGE_SCRIPT)
     chosen = module.unseen_styles(run, [other, run], 2, seed=0)
     assert len(set(chosen)) == 2 and set(chosen) <= set(fresh)  # this run's own styles never count
