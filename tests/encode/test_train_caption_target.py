@@ -16,9 +16,9 @@ from megastyle.encode.data import StyleImageDataset, row_captions, scan_styles
 from megastyle.encode.train import train_encoder
 from megastyle.encode.train_config import TrainEncoderConfig
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
+from megastyle.testing import TINY_TRAIN_TOWER
 
-TINY = {"image_size": 32, "patch_size": 8, "hidden_size": 384, "intermediate_size": 64,
-        "num_hidden_layers": 1, "num_attention_heads": 6}  # fmt: skip
+TINY = TINY_TRAIN_TOWER
 
 
 @pytest.fixture(scope="module")

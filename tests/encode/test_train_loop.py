@@ -19,16 +19,9 @@ from megastyle.encode.text_side import HFTextTower, build_text_bank, load_text_t
 from megastyle.encode.train import build_encoder, resolve_split, train_encoder
 from megastyle.encode.train_config import TrainEncoderConfig
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
-from megastyle.testing import build_tiny_siglip
+from megastyle.testing import TINY_TRAIN_TOWER, build_tiny_siglip
 
-TINY = {
-    "image_size": 32,
-    "patch_size": 8,
-    "hidden_size": 384,  # = MiniLM's width: the offline default needs no text bridge
-    "intermediate_size": 64,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 6,
-}
+TINY = TINY_TRAIN_TOWER
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from megastyle._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "build_tiny_siglip": "siglip",
     "tiny_siglip_config": "siglip",
+    "TINY_TRAIN_TOWER": "siglip",
     "build_tiny_clip": "clip",
     "tiny_clip_config": "clip",
     "tiny_clip_text_config": "clip",
@@ -44,6 +45,7 @@ __all__ = [
     "PROMPT_WORDS",
     "QWEN_VL_VARIANTS",
     "TINY_MODEL_KINDS",
+    "TINY_TRAIN_TOWER",
     "assert_different_weights",
     "assert_same_weights",
     "build_clip_tokenizer",
@@ -83,7 +85,7 @@ if TYPE_CHECKING:
         tiny_qwen2_5_vl_config,
         tiny_qwen3_vl_config,
     )
-    from megastyle.testing.siglip import build_tiny_siglip, tiny_siglip_config
+    from megastyle.testing.siglip import TINY_TRAIN_TOWER, build_tiny_siglip, tiny_siglip_config
     from megastyle.testing.tokenizers import (
         PROMPT_WORDS,
         build_clip_tokenizer,

@@ -12,6 +12,17 @@ from megastyle.testing.tokenizers import build_siglip_tokenizer, siglip_vocab_si
 SIGLIP_HIDDEN_SIZE = 32
 SIGLIP_TEXT_MAX_LENGTH = 64
 
+# ``train-encoder``'s ``tiny`` tower cut down for tests: one layer, 32 px in patches of 8. Width 384 =
+# MiniLM's, so the offline text side needs no bridge.
+TINY_TRAIN_TOWER: dict[str, int] = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 384,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 6,
+}
+
 
 def tiny_siglip_config(
     image_size: int = 32, patch_size: int = 8, hidden_size: int = SIGLIP_HIDDEN_SIZE
