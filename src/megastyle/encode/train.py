@@ -55,7 +55,7 @@ from megastyle.encode.gradcache import GradCache
 from megastyle.encode.losses import SSCLLoss, SSCLLossOutput
 from megastyle.encode.model import StyleEncoder
 from megastyle.encode.sampler import PKBatchSampler
-from megastyle.encode.text_side import TextBank, build_text_bank, load_text_tower
+from megastyle.encode.text_side import TextBank, TextTower, build_text_bank, load_text_tower
 from megastyle.encode.train_config import TrainEncoderConfig
 
 LOG_NAME = "train_log.jsonl"
@@ -175,12 +175,11 @@ class SSCLTrainer:
         if cfg.compile:  # in place: parameter names, checkpoints and exports stay those of the plain tower
             compile_layers(self.encoder.vision_model)
         self.bank: TextBank | None = None
+        self._tower: TextTower | None = None
         if cfg.siglip_weight > 0:
-            init = None if cfg.init == "tiny" else cfg.init
-            tower = load_text_tower(cfg.text_tower, text_model_path=cfg.text_model_path, init_path=init)
             # Caption targets: one text per training row, and each image's label is its row.
             texts = row_captions(train_rows) if cfg.text_target == "caption" else train_rows.styles
-            self.bank = build_text_bank(tower, texts, cache_dir=out / "cache").to(device)
+            self.bank = build_text_bank(self._text_tower(), texts, cache_dir=out / "cache").to(device)
         self.loss_fn = SSCLLoss(
             supcon_weight=cfg.supcon_weight,
             siglip_weight=cfg.siglip_weight,
@@ -245,14 +244,20 @@ class SSCLTrainer:
             )
         self.evals: list[dict[str, Any]] = []
 
+    def _text_tower(self) -> TextTower:
+        """The frozen text tower, loaded once: the SigLIP loss's targets and the neighbour batches' styles."""
+        if self._tower is None:
+            cfg = self.cfg
+            init = None if cfg.init == "tiny" else cfg.init
+            self._tower = load_text_tower(cfg.text_tower, text_model_path=cfg.text_model_path, init_path=init)
+        return self._tower
+
     def _style_embeddings(self, train_rows: StyleRows) -> np.ndarray:
         """The style prompts' text embeddings (row = label) that neighbour batches are built from."""
         if self.bank is not None and self.cfg.text_target == "style":
             return self.bank.embeddings.cpu().numpy()
-        cfg = self.cfg
-        init = None if cfg.init == "tiny" else cfg.init
-        tower = load_text_tower(cfg.text_tower, text_model_path=cfg.text_model_path, init_path=init)
-        return build_text_bank(tower, train_rows.styles, cache_dir=self.out / "cache").embeddings.numpy()
+        bank = build_text_bank(self._text_tower(), train_rows.styles, cache_dir=self.out / "cache")
+        return bank.embeddings.numpy()
 
     def _resume(self) -> Path | None:
         previous = latest_checkpoint(self.out)
