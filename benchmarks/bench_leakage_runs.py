@@ -136,9 +136,9 @@ def main() -> None:
         strata = np.concatenate([np.full(len(p[0]), k) for k, p in enumerate(parts)])
         contents = np.concatenate([p[1] for p in parts])
         styles = np.concatenate([p[2] for p in parts])
-        low, high = two_way_interval(delta, contents, styles, strata=strata)
+        interval = two_way_interval(delta, contents, styles, strata=strata)
         diff_lines.append(
-            f"| pooled ({len(parts)} runs) | {other} | {delta.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
+            f"| pooled ({len(parts)} runs) | {other} | {delta.mean():+.3f} | {format_interval(interval, signed=True)} | "
             f"{int((delta < 0).sum())} / {int((delta > 0).sum())} |"
         )
     where = (

@@ -73,9 +73,9 @@ def main() -> None:
         clusters = np.concatenate(
             [[f"{k}:{label}" for label in labels] for k, (_, labels) in enumerate(parts)]
         )
-        low, high = cluster_bootstrap_interval(delta, clusters)
+        interval = cluster_bootstrap_interval(delta, clusters)
         diff_lines.append(
-            f"| pooled ({len(parts)} runs) | {name} | {delta.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
+            f"| pooled ({len(parts)} runs) | {name} | {delta.mean():+.3f} | {format_interval(interval, signed=True)} | "
             f"{int((delta > 0).sum())} / {int((delta < 0).sum())} |"
         )
     text = (
