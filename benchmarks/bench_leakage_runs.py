@@ -64,8 +64,7 @@ def main() -> None:
         TRAINED,
         grid_prompts,
         heldout_leakage,
-        quickstart_encoders,
-        saved_run_train_config,
+        saved_run_encoders,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,14 +96,10 @@ def main() -> None:
         for name in ("encoder", "curate", "benchmark"):
             if not (run / name).is_dir():
                 raise SystemExit(f"{run}: not a quickstart output folder (no {name}/)")
-        train_cfg = saved_run_train_config(run, run / "encoder")
-        caption = run / "encoder_caption" / "encoder"
-        encoders = quickstart_encoders(
-            train_cfg, run / "encoder" / "encoder", caption if caption.is_dir() else None
-        )
+        run_cfg = load_config(QuickstartConfig, run / "config.toml")
+        encoders = saved_run_encoders(run)
         benchmark = RetrievalBenchmark.load(run / "benchmark")
         if args.grid:
-            run_cfg = load_config(QuickstartConfig, run / "config.toml")
             backend = load_backend(run_cfg.backend, **run_cfg.generate_options())
             styles, contents = grid_prompts(benchmark, run / "curate" / "dataset")
             if args.extra_styles:
@@ -113,7 +108,7 @@ def main() -> None:
             grid = render_grid(backend, styles, contents, size=run_cfg.image_size, seed=run_cfg.seed)
             qualities, matched = grid_leakage(grid, encoders, seed=run_cfg.seed)
         else:
-            qualities, matched = heldout_leakage(benchmark, encoders, train_cfg.seed)
+            qualities, matched = heldout_leakage(benchmark, encoders, run_cfg.seed)
         for name, q in qualities.items():
             lines.append(
                 f"| {run} | {name} | {format_with_interval(q.leakage_auc, q.leakage_auc_ci95)} | "

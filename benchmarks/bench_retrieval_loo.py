@@ -24,7 +24,7 @@ def main() -> None:
     from megastyle.bench.leakage import normalise_rows
     from megastyle.bench.report import format_interval
     from megastyle.bench.retrieval import RetrievalBenchmark
-    from megastyle.quickstart_encoder import TRAINED, quickstart_encoders, saved_run_train_config
+    from megastyle.quickstart_encoder import TRAINED, saved_run_encoders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")
@@ -40,11 +40,7 @@ def main() -> None:
     for run in args.runs:
         if not (run / "benchmark").is_dir() or not (run / "encoder").is_dir():
             raise SystemExit(f"{run}: not a quickstart output folder (needs benchmark/ and encoder/)")
-        train_cfg = saved_run_train_config(run, run / "encoder")
-        caption = run / "encoder_caption" / "encoder"
-        encoders = quickstart_encoders(
-            train_cfg, run / "encoder" / "encoder", caption if caption.is_dir() else None
-        )
+        encoders = saved_run_encoders(run)
         benchmark = RetrievalBenchmark.load(run / "benchmark")
         items = [*benchmark.queries, *benchmark.gallery]
         images = benchmark.load_images(items)

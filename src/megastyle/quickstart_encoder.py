@@ -116,6 +116,16 @@ def saved_run_train_config(run: Path, output_dir: Path) -> TrainEncoderConfig:
     )
 
 
+def saved_run_encoders(run: Path) -> dict[str, Embedder]:
+    """A saved quickstart run's encoders, as ``quickstart_encoders`` (the caption comparator when it was trained)."""
+    caption = run / "encoder_caption" / "encoder"
+    return quickstart_encoders(
+        saved_run_train_config(run, run / "encoder"),
+        run / "encoder" / "encoder",
+        caption if caption.is_dir() else None,
+    )
+
+
 def train_and_benchmark(
     dataset_dir: Path,
     out: Path,
