@@ -102,6 +102,15 @@ def _run_script(path: Path, monkeypatch, args: list[str]) -> None:
     module.main()
 
 
+def _run_twice_with_markdown(path: Path, run: Path, tmp_path: Path, monkeypatch, capsys) -> str:
+    """Run a pooling script on ``run`` twice over with ``--markdown``; its stdout, checked equal to the file."""
+    markdown = tmp_path / f"{path.stem}.md"
+    _run_script(path, monkeypatch, [str(run), str(run), "--markdown", str(markdown)])
+    text = capsys.readouterr().out
+    assert text == markdown.read_text() + "\n"  # print adds one newline
+    return text
+
+
 @pytest.mark.slow
 def test_variants_script_reproduces_the_quickstart_row_records_failures_and_resumes(
     quickstart_run, tmp_path, monkeypatch, capsys
@@ -143,10 +152,7 @@ def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
 ):
     run_dir, results = quickstart_run
     run = run_dir / "qs"
-    markdown = tmp_path / "leakage.md"
-    _run_script(LEAKAGE_SCRIPT, monkeypatch, [str(run), str(run), "--markdown", str(markdown)])
-    text = capsys.readouterr().out
-    assert text == markdown.read_text() + "\n"  # print adds one newline
+    text = _run_twice_with_markdown(LEAKAGE_SCRIPT, run, tmp_path, monkeypatch, capsys)
     # The saved encoders, rebuilt untrained tower and baselines give the quickstart's own leakage numbers.
     for name, values in results["encoder"]["leakage"].items():
         row = f"| {run} | {name} | {values['content_leakage_auc']:.3f} ("
@@ -200,10 +206,7 @@ def test_leave_one_out_script_matches_the_trainers_heldout_eval(
 ):
     run_dir, _ = quickstart_run
     run = run_dir / "qs"
-    markdown = tmp_path / "loo.md"
-    _run_script(LOO_SCRIPT, monkeypatch, [str(run), str(run), "--markdown", str(markdown)])
-    text = capsys.readouterr().out
-    assert text == markdown.read_text() + "\n"
+    text = _run_twice_with_markdown(LOO_SCRIPT, run, tmp_path, monkeypatch, capsys)
     # The trainer's last held-out eval is the same leave-one-out Recall@1 of the trained encoder.
     summary = json.loads((run / "encoder" / "train_summary.json").read_text())
     final = summary["evals"][-1]
