@@ -1,6 +1,7 @@
 """Leave-one-out Recall@1 of the quickstart's encoders on every held-out image of saved runs.
 
     python benchmarks/bench_retrieval_loo.py runs/quickstart runs/seed1 runs/seed2 [--markdown FILE]
+        [--add NAME RUN ENCODER_FOLDER ...] [--reference NAME]
 
 A script: prints, never asserts. The benchmark's query/gallery split asks 2 queries per held-out
 style (80 on the quickstart), so one query moves Recall@1 by 0.0125. Here every held-out image
@@ -8,6 +9,10 @@ style (80 on the quickstart), so one query moves Recall@1 by 0.0125. Here every 
 without changing what is measured: is the nearest other image of the same style? The trained
 encoder is compared with each other encoder query by query; the interval resamples whole styles
 (a style's queries share their gallery), per run and pooled over runs.
+
+``--add`` scores one more encoder on one run (repeat it per run), e.g. a variant that
+``bench_encoder_variants.py`` retrained on that run's benchmark; ``--reference NAME`` compares that one,
+instead of the run's trained encoder, with every other encoder of each run.
 """
 
 from __future__ import annotations
@@ -24,12 +29,29 @@ def main() -> None:
     from megastyle.bench.leakage import normalise_rows
     from megastyle.bench.report import format_interval
     from megastyle.bench.retrieval import RetrievalBenchmark
+    from megastyle.encode.model import StyleEncoder
     from megastyle.quickstart_encoder import TRAINED, saved_run_encoders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")
     parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
+    parser.add_argument(
+        "--add",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "RUN", "ENCODER_FOLDER"),
+        help="Also score the encoder saved in ENCODER_FOLDER (save_pretrained) on RUN, as NAME.",
+    )
+    parser.add_argument("--reference", default=TRAINED, help="The encoder compared with every other one.")
     args = parser.parse_args()
+    added: dict[Path, dict[str, Path]] = {}
+    for name, run, folder in args.add:
+        if Path(run).resolve() not in {r.resolve() for r in args.runs}:
+            raise SystemExit(f"--add {name}: {run} is not one of the runs given")
+        if not Path(folder).is_dir():
+            raise SystemExit(f"--add {name}: no encoder folder at {folder}")
+        added.setdefault(Path(run).resolve(), {})[name] = Path(folder)
 
     lines = ["| run | encoder | leave-one-out Recall@1 | queries |", "|---" * 4 + "|"]
     diff_lines = [
@@ -41,6 +63,12 @@ def main() -> None:
         if not (run / "benchmark").is_dir() or not (run / "encoder").is_dir():
             raise SystemExit(f"{run}: not a quickstart output folder (needs benchmark/ and encoder/)")
         encoders = saved_run_encoders(run)
+        for name, folder in added.get(run.resolve(), {}).items():
+            encoders[name] = StyleEncoder.from_pretrained(folder)
+        if args.reference not in encoders:
+            raise SystemExit(
+                f"{run}: no encoder named {args.reference!r} (--reference) among {sorted(encoders)}"
+            )
         benchmark = RetrievalBenchmark.load(run / "benchmark")
         items = [*benchmark.queries, *benchmark.gallery]
         images = benchmark.load_images(items)
@@ -53,9 +81,9 @@ def main() -> None:
             hits[name] = (labels[similarity.argmax(axis=1)] == labels).astype(np.float64)
             lines.append(f"| {run} | {name} | {hits[name].mean():.3f} | {len(labels)} |")
         for name, values in hits.items():
-            if name == TRAINED:
+            if name == args.reference:
                 continue
-            delta = hits[TRAINED] - values
+            delta = hits[args.reference] - values
             interval = cluster_bootstrap_interval(delta, labels)
             diff_lines.append(
                 f"| {run} | {name} | {delta.mean():+.3f} | {format_interval(interval, signed=True)} | "
@@ -74,10 +102,11 @@ def main() -> None:
             f"| pooled ({len(parts)} runs) | {name} | {delta.mean():+.3f} | {format_interval(interval, signed=True)} | "
             f"{int((delta > 0).sum())} / {int((delta < 0).sum())} |"
         )
+    finder = "the trained encoder" if args.reference == TRAINED else args.reference
     text = (
         "Leave-one-out Recall@1 on every held-out image (each queries all the others):\n\n"
         + "\n".join(lines)
-        + f"\n\n{TRAINED} minus each encoder, query by query (positive: the trained encoder finds more):\n\n"
+        + f"\n\n{args.reference} minus each encoder, query by query (positive: {finder} finds more):\n\n"
         + "\n".join(diff_lines)
         + "\n"
     )

@@ -218,3 +218,29 @@ def test_leave_one_out_script_matches_the_trainers_heldout_eval(
     assert f"| pooled (2 runs) | colour histogram | {difference} |" in text
     with pytest.raises(SystemExit, match="not a quickstart output folder"):
         _run_script(LOO_SCRIPT, monkeypatch, [str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_leave_one_out_script_scores_an_added_encoder_against_the_others(
+    quickstart_run, tmp_path, monkeypatch, capsys
+):
+    run_dir, _ = quickstart_run
+    run = run_dir / "qs"
+    copy = ["--add", "copy", str(run), str(run / "encoder" / "encoder")]
+    _run_script(LOO_SCRIPT, monkeypatch, [str(run), *copy, "--reference", "copy"])
+    text = capsys.readouterr().out
+    recall_table = text.split("minus each encoder")[0]
+    rows = {
+        line.split(" | ")[1]: line.split(" | ")[2]
+        for line in recall_table.splitlines()
+        if line.startswith(f"| {run} |")
+    }
+    # The trained encoder loaded again under another name: same Recall@1, and no query differs.
+    trained = "megastyle-tiny (SSCL)"
+    assert rows["copy"] == rows[trained]
+    assert f"| {run} | {trained} | +0.000 | [+0.000, +0.000] | 0 / 0 |" in text
+    assert "copy minus each encoder, query by query (positive: copy finds more)" in text
+    with pytest.raises(SystemExit, match="is not one of the runs given"):
+        _run_script(LOO_SCRIPT, monkeypatch, [str(run), "--add", "copy", str(tmp_path), str(tmp_path)])
+    with pytest.raises(SystemExit, match="no encoder named 'absent'"):
+        _run_script(LOO_SCRIPT, monkeypatch, [str(run), "--reference", "absent"])
