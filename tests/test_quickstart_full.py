@@ -27,6 +27,7 @@ def quickstart_run(tmp_path_factory):
         contents_per_style=4,
         image_size=64,
         encoder_epochs=2,
+        encoder_caption_epochs=1,
         holdout_fraction=0.34,
         progress=False,
     )
@@ -46,6 +47,7 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
     caption_log = (tmp_path / "qs" / "encoder_caption" / "train_log.jsonl").read_text().splitlines()
     steps = [r for r in map(json.loads, caption_log) if r["event"] == "step"]
     assert steps and all(r["supcon"] == 0 and r["siglip"] > 0 for r in steps)  # the CLIP-style comparator
+    assert 2 * len(steps) == encoder["train_steps"]  # its own schedule: 1 epoch against the encoder's 2
     for metrics in encoder["retrieval"].values():
         assert 0.0 <= metrics["recall@1"] <= 1.0
     # The trained encoder minus each other one, per metric, with its interval.

@@ -137,13 +137,15 @@ def train_and_benchmark(
     image_size: int = 64,
     crop_grid: int = 0,
     caption_comparator: bool = True,
+    caption_epochs: int | None = None,
     grid_backend: TextToImageBackend | None = None,
     grid_image_size: int = 256,
 ) -> tuple[dict[str, Any], Section]:
     """Build the held-out benchmark, train the encoder on the rest, evaluate every encoder, report.
 
     With ``grid_backend``, also render every held-out style with every content prompt of the dataset
-    and measure content leakage on that grid (``grid_leakage_report``).
+    and measure content leakage on that grid (``grid_leakage_report``). ``caption_epochs`` (default:
+    ``epochs``) is the caption-trained comparator's schedule.
     """
     bench_dir = out / "benchmark"
     if (bench_dir / "benchmark.json").exists():
@@ -166,15 +168,16 @@ def train_and_benchmark(
         progress=progress,
     )
     trained = train_encoder(train_cfg)
-    caption_dir = None
+    caption_dir, caption_steps = None, 0
     if caption_comparator:
-        # The same tower and schedule trained CLIP-style on each image's full prompt (content and style):
+        # The same tower trained CLIP-style on each image's full prompt (content and style):
         # what a style encoder built from a caption-trained model starts from, and what leaks content.
         caption_cfg = train_cfg.model_copy(
             update={"output_dir": out / "encoder_caption", "text_target": "caption", "supcon_weight": 0.0,
-                    "siglip_weight": 1.0}
+                    "siglip_weight": 1.0, "epochs": caption_epochs or epochs}
         )  # fmt: skip
-        caption_dir = train_encoder(caption_cfg).encoder_dir
+        caption_run = train_encoder(caption_cfg)
+        caption_dir, caption_steps = caption_run.encoder_dir, caption_run.steps
     encoders = quickstart_encoders(train_cfg, trained.encoder_dir, caption_dir)
     result = evaluate(benchmark, encoders, ks=(1, 10, 100))
     files = write_retrieval_report([result], [benchmark], out / "retrieval")
@@ -220,7 +223,7 @@ def train_and_benchmark(
         f"steps on the curated dataset, without the {len(benchmark.heldout_styles)} held-out styles. Retrieval "
         f"on those held-out styles: {len(benchmark.queries)} queries against a gallery of {len(benchmark.gallery)}."
         + (
-            " 'same tower, caption-trained' is the same tower and schedule trained CLIP-style on each image's "
+            f" 'same tower, caption-trained' is the same tower trained CLIP-style ({caption_steps} steps) on each image's "
             "full prompt (content and style): what a style encoder built on a caption-trained model starts "
             "from. Content leakage: the AUC of same-content pairs of different styles against other "
             "different-style pairs (0.5 = none), with a 95% interval from resampling contents."
