@@ -22,7 +22,7 @@ console = Console(stderr=True)
 
 
 class QuickstartConfig(CommandConfig):
-    """Settings of the quickstart run; the defaults finish in about 12 minutes on 2 idle cores."""
+    """Settings of the quickstart run; the defaults finish in about 10½ minutes on 2 idle cores."""
 
     toml_section: ClassVar[str] = "quickstart"
 
@@ -99,8 +99,8 @@ class QuickstartConfig(CommandConfig):
     # 0.765 / 0.689, 0.780 / 0.718, 0.806 / 0.709; seed 0 with 48 epochs 0.780, with P = 24 0.758,
     # SupCon temperature 0.1 0.727 (0.05: 0.745), SigLIP weight 0 / 0.3 / 1.0: 0.714 / 0.749 / 0.722.
     # At 160 styles no setting put the tower's Recall@1 above the histogram's; 800 styles (760 trained,
-    # 13 epochs, about the 160-style run's compute × 2.6) did on seeds 0 and 1 (leave-one-out 0.966 / 0.959
-    # against 0.903 / 0.916), hence num_styles 800 and holdout_fraction 0.05 (40 held-out styles).
+    # 13 epochs, 2.6× the 160-style run's steps) did on seeds 0 to 4: leave-one-out 0.966 / 0.959 / 0.941 /
+    # 0.950 / 0.947 against 0.903 / 0.916 / 0.928 / 0.925 / 0.897. Hence num_styles 800, holdout_fraction 0.05.
     encoder_epochs: int = Field(13, ge=1, description="Training epochs of the tiny encoder.")
     encoder_image_size: int = Field(
         64, ge=16, description="Input side of the tiny encoder (a multiple of its 16-pixel patches)."
