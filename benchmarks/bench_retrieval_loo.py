@@ -45,13 +45,15 @@ def main() -> None:
     )
     parser.add_argument("--reference", default=TRAINED, help="The encoder compared with every other one.")
     args = parser.parse_args()
+    given_runs = {run.resolve() for run in args.runs}
     added: dict[Path, dict[str, Path]] = {}
     for name, run, folder in args.add:
-        if Path(run).resolve() not in {r.resolve() for r in args.runs}:
+        run_path = Path(run).resolve()
+        if run_path not in given_runs:
             raise SystemExit(f"--add {name}: {run} is not one of the runs given")
         if not Path(folder).is_dir():
             raise SystemExit(f"--add {name}: no encoder folder at {folder}")
-        added.setdefault(Path(run).resolve(), {})[name] = Path(folder)
+        added.setdefault(run_path, {})[name] = Path(folder)
 
     lines = ["| run | encoder | leave-one-out Recall@1 | queries |", "|---" * 4 + "|"]
     diff_lines = [
