@@ -7,8 +7,8 @@ quarter of 160 when this was written), and there a joint colour histogram was al
 (mAP@10 0.887 with 6 gallery images per style). This one holds out every style that shares its
 dominant colours and lighting with another style (read from the dataset's ``style_attributes``), so
 within each held-out group colour words are equal and only medium, surface, pattern, edges,
-brushwork and identity differ. The encoder is trained
-on the remaining styles exactly as the quickstart trains it, and all four encoders are scored.
+brushwork and identity differ. The encoder is trained on the remaining styles exactly as the
+quickstart trains it, and all four encoders are scored.
 """
 
 from __future__ import annotations
