@@ -46,7 +46,6 @@ def main() -> None:
                 d = paired[(other, metric)]
                 cells.append(f"{d.difference:+.3f} {format_interval(d.ci95, signed=True)}")
         lines.append("| " + " | ".join(cells) + " |")
-        print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:

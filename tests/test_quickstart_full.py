@@ -12,6 +12,7 @@ from megastyle.quickstart import QuickstartConfig, run_quickstart
 VARIANTS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_variants.py"
 LEAKAGE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_leakage_runs.py"
 LOO_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_retrieval_loo.py"
+SPLIT_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_split_runs.py"
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +247,29 @@ def test_leave_one_out_script_scores_an_added_encoder_against_the_others(
         _run_script(LOO_SCRIPT, monkeypatch, [str(run), "--add", "copy", str(tmp_path), str(tmp_path)])
     with pytest.raises(SystemExit, match="no encoder named 'absent'"):
         _run_script(LOO_SCRIPT, monkeypatch, [str(run), "--reference", "absent"])
+
+
+@pytest.mark.slow
+def test_split_script_reproduces_the_quickstart_table_and_paired_differences(
+    quickstart_run, tmp_path, monkeypatch, capsys
+):
+    from megastyle.bench.report import format_interval
+
+    run_dir, results = quickstart_run
+    run = run_dir / "qs"
+    markdown = tmp_path / "split.md"
+    _run_script(SPLIT_SCRIPT, monkeypatch, [str(run), "--markdown", str(markdown)])
+    text = capsys.readouterr().out
+    assert text == markdown.read_text() + "\n"
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run} |")).split(" | ")
+    table = results["encoder"]["retrieval"]
+    for column, name in enumerate(
+        ["megastyle-tiny (SSCL)", "colour histogram", "Gram (random conv)"], start=1
+    ):
+        assert row[column] == f"{table[name]['mAP']:.3f} / {table[name]['map@1']:.3f}"
+    paired = {(d["other"], d["metric"]): d for d in results["encoder"]["paired"]}
+    histogram_map = paired[("colour histogram", "mAP")]
+    expected = f"{histogram_map['difference']:+.3f} {format_interval(histogram_map['ci95'], signed=True)}"
+    assert row[5] == expected  # the quickstart's own paired interval, recomputed from the saved encoders
+    with pytest.raises(SystemExit, match="not a quickstart output folder"):
+        _run_script(SPLIT_SCRIPT, monkeypatch, [str(tmp_path)])
