@@ -70,9 +70,9 @@ class QuickstartConfig(CommandConfig):
         "browns) away from the style's palette (procedural backend).",
     )
     # Larger objects make the content-blind baselines leak more, so the trained encoder's lower leakage
-    # can be told from Gram's (at 1.0 neither leaks measurably). With 13 epochs the trained encoder's
-    # Recall@1 lead over the colour histogram then shrank (1.2: on the edge over seven seeds; 1.4: lost);
-    # 26 epochs (encoder_epochs) wins it back (benchmarks/results/encoder_variants_cpu.md).
+    # can be told from Gram's (at 1.0 both barely leak and cannot be told apart). With 13 epochs the
+    # trained encoder's Recall@1 lead over the colour histogram then shrank (1.2: on the edge over seven
+    # seeds; 1.4: lost); 26 epochs (encoder_epochs) wins it back (benchmarks/results/encoder_variants_cpu.md).
     object_scale: float = Field(
         1.2,
         ge=0.25,
