@@ -19,7 +19,7 @@ from pathlib import Path
 def main() -> None:
     """Score every run's saved encoders on its split; print one row per run."""
     from megastyle.bench.compare import compare_encoders
-    from megastyle.bench.report import format_interval, summarise
+    from megastyle.bench.report import paired_cells, summarise
     from megastyle.bench.retrieval import RetrievalBenchmark, evaluate
     from megastyle.quickstart_encoder import TRAINED, saved_run_encoders
 
@@ -43,8 +43,7 @@ def main() -> None:
         cells = [str(run), *(f"{table[n]['mAP']:.3f} / {table[n]['map@1']:.3f}" for n in [TRAINED, *others])]
         for other in others:
             for metric in ("mAP", "map@1"):
-                d = paired[(other, metric)]
-                cells.append(f"{d.difference:+.3f} {format_interval(d.ci95, signed=True)}")
+                cells.append(" ".join(paired_cells(paired[(other, metric)])[2:4]))  # difference [interval]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
