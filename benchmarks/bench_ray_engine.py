@@ -99,10 +99,10 @@ def part_two(root: Path, args: argparse.Namespace) -> None:
     """Generate-stage throughput against the number of workers, per engine."""
     from functools import partial
 
-    from megastyle.curate.engine import LocalEngine, WorkerSpec
+    from megastyle.curate.executor import LocalEngine, WorkerSpec
+    from megastyle.curate.executor.ray import RayEngine, RaySettings
     from megastyle.curate.generate import plan_images, render_stage
     from megastyle.curate.generators import load_backend
-    from megastyle.curate.ray_engine import RayEngine, RaySettings
     from megastyle.prompts import sample_content_prompts, sample_style_prompts
 
     styles = sample_style_prompts(args.render_images // 8, seed=1)

@@ -167,7 +167,7 @@ def test_evaluation_skips_undecodable_rows_and_streams_large_sets(
 
 
 def test_named_heldout_styles_and_the_train_encoder_format(procedural_shards: Path, tmp_path: Path) -> None:
-    from megastyle.encode.data import read_holdout_file
+    from megastyle.data.styles import read_holdout_file
 
     bench = build_benchmark(procedural_shards, holdout_styles=5, seed=0)
     folder = bench.save(tmp_path / "bench")

@@ -13,9 +13,8 @@ from megastyle.bench.metrics import (
     mean_average_precision,
     recall_at_k,
     relevance_matrix,
-    topk_from_similarity,
-    topk_search,
 )
+from megastyle.data.neighbours import topk_from_similarity, topk_search
 
 # Three queries over a 4-item ranking: a hit first, a no-hit query, hits at ranks 2 and 3.
 RELEVANCE = np.array(

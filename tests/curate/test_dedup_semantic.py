@@ -7,14 +7,14 @@ import pytest
 
 from megastyle.curate.dedup import semantic_duplicates
 from megastyle.curate.dedup.semantic import kmeans, normalize_rows
-from megastyle.curate.embedding import (
+from megastyle.prompts import sample_style_prompts
+from megastyle.prompts.embedding import (
     TextEmbedder,
     TextModelNotFoundError,
     default_text_model_path,
     embed_texts,
     load_text_embedder,
 )
-from megastyle.prompts import sample_style_prompts
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ import pytest
 
 from megastyle.config import ConfigError, load_config
 from megastyle.curate.dedup import DedupConfig, deduplicate, kept_mask, write_removed_pairs
-from megastyle.curate.embedding import load_text_embedder
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
+from megastyle.prompts.embedding import load_text_embedder
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import numpy as np
 
 from megastyle.curate.filter import color_texture_stats, group_records_by_style, score_style_groups
-from megastyle.curate.filter_stage import embed_shards_stage, score_shard_embeddings
 from megastyle.curate.generate import plan_images, run_generate
+from megastyle.curate.stages.filter import embed_shards_stage, score_shard_embeddings
 from megastyle.data import ShardReader, StyleRecord, list_shards, write_shard
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
 

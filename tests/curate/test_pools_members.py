@@ -13,8 +13,8 @@ import pytest
 
 from megastyle.curate.items import PoolItem
 from megastyle.curate.members import read_member
-from megastyle.curate.pipeline import items_from_table, items_to_table
 from megastyle.curate.pools import PoolSpec, read_pool
+from megastyle.curate.stages.ingest import items_from_table, items_to_table
 from megastyle.data import ImageDecodeError, encode_png
 from megastyle.testing import random_images
 

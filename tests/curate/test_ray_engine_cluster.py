@@ -16,8 +16,8 @@ from process_watch import wait_for_file
 ray = pytest.importorskip("ray")
 
 from megastyle.curate.config import CurateConfig  # noqa: E402
+from megastyle.curate.executor.ray import RayEngine, RaySettings  # noqa: E402
 from megastyle.curate.pipeline import run_curate  # noqa: E402
-from megastyle.curate.ray_engine import RayEngine, RaySettings  # noqa: E402
 from megastyle.curate.synthetic_pools import make_procedural_pools  # noqa: E402
 from megastyle.data import ShardReader  # noqa: E402
 from megastyle.quickstart import QuickstartConfig  # noqa: E402

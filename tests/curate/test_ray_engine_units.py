@@ -5,8 +5,8 @@ import pickle
 import pytest
 
 from megastyle.curate.config import CurateConfig
-from megastyle.curate.engine import LocalEngine, WorkerSpec, make_engine
-from megastyle.curate.ray_engine import RayEngine, RaySettings, _in_order
+from megastyle.curate.executor import LocalEngine, WorkerSpec, make_engine
+from megastyle.curate.executor.ray import RayEngine, RaySettings, _in_order
 from megastyle.plugins import load_object
 
 

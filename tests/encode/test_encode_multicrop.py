@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from megastyle.curate.generate import plan_images, run_generate
-from megastyle.encode.data import AugmentConfig, StyleImageDataset, augment_image, heldout_metrics
+from megastyle.data.augment import AugmentConfig, augment_image
+from megastyle.encode.data import StyleImageDataset, heldout_metrics
 from megastyle.encode.images import ImagePreprocessor, PreprocessConfig
 from megastyle.encode.model import StyleEncoder
 from megastyle.encode.train import build_encoder, resolve_split, train_encoder

@@ -11,8 +11,9 @@ import torch
 
 from megastyle.curate.generate import plan_images, run_generate
 from megastyle.data import ShardReader
+from megastyle.data.styles import scan_styles
 from megastyle.encode import train as train_module
-from megastyle.encode.data import StyleImageDataset, row_captions, scan_styles
+from megastyle.encode.data import StyleImageDataset, row_captions
 from megastyle.encode.train import train_encoder
 from megastyle.encode.train_config import TrainEncoderConfig
 from megastyle.prompts import sample_content_prompts, sample_style_prompts

@@ -10,7 +10,9 @@ from PIL import Image
 
 from megastyle.curate.generate import plan_images, run_generate
 from megastyle.data import StyleRecord, write_shard
-from megastyle.encode.data import AugmentConfig, StyleImageDataset, augment_image, scan_styles
+from megastyle.data.augment import AugmentConfig, augment_image
+from megastyle.data.styles import scan_styles
+from megastyle.encode.data import StyleImageDataset
 from megastyle.encode.images import PreprocessConfig
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
 

@@ -10,7 +10,7 @@ import pytest
 from megastyle.config import ConfigError
 from megastyle.curate.generate import plan_images, run_generate
 from megastyle.data import ShardReader
-from megastyle.encode.data import match_styles, read_holdout_file, scan_styles, select_holdout_styles
+from megastyle.data.styles import match_styles, read_holdout_file, scan_styles, select_holdout_styles
 from megastyle.encode.sampler import PKBatchSampler
 from megastyle.encode.train import resolve_split
 from megastyle.encode.train_config import TrainEncoderConfig

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from megastyle.curate.generate import plan_images, run_generate
+from megastyle.data.styles import scan_styles
 from megastyle.encode import train as train_module
-from megastyle.encode.data import scan_styles
 from megastyle.encode.text_side import build_text_bank, load_text_tower
 from megastyle.encode.train import train_encoder
 from megastyle.encode.train_config import TrainEncoderConfig

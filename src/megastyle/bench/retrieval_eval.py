@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from megastyle.bench.metrics import RetrievalScores, TopK, evaluate_embeddings, topk_search
+from megastyle.bench.metrics import RetrievalScores, evaluate_embeddings
 from megastyle.bench.retrieval import BenchmarkItem, BenchmarkSourceError, Embedder, RetrievalBenchmark
 from megastyle.data import Reject
+from megastyle.data.neighbours import TopK, topk_search
 
 
 @dataclass

@@ -275,8 +275,8 @@ def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
 
 
 def _query_images(paths: list[Path]) -> list[tuple[str, Any]]:
-    from megastyle.curate.pools import IMAGE_EXTENSIONS
     from megastyle.data import decode_image
+    from megastyle.data.images import IMAGE_EXTENSIONS
 
     files: list[Path] = []
     for path in paths:

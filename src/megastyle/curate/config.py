@@ -10,10 +10,10 @@ from pydantic import Field
 from megastyle.config import CommandConfig
 from megastyle.curate.balance import PromptBalanceConfig
 from megastyle.curate.dedup import DedupConfig
-from megastyle.curate.engine import WorkerSpec
+from megastyle.curate.executor import WorkerSpec
+from megastyle.curate.executor.ray import RaySettings
 from megastyle.curate.filter import FilterConfig
 from megastyle.curate.pools import PoolSpec
-from megastyle.curate.ray_engine import RaySettings
 
 
 class WorkersSection(CommandConfig):

@@ -19,7 +19,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from megastyle.curate.combine import combine_prompts
-from megastyle.curate.engine import Engine, LocalEngine, WorkerSpec, map_parts
+from megastyle.curate.executor import Engine, LocalEngine, WorkerSpec, map_parts
 from megastyle.curate.generators import GenerationRequest, TextToImageBackend, load_backend
 from megastyle.data import Reject, StyleRecord, encode_png, make_id, shard_name, write_shard
 from megastyle.prompts import read_style_text

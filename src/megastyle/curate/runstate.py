@@ -1,6 +1,6 @@
 """Run state on disk: stage manifests, atomic files and resumable parts.
 
-Every file a stage leaves is written to a temp name and renamed, and a stage's ``manifest.json``
+Every file a stage leaves is written atomically (``data.atomic``), and a stage's ``manifest.json``
 is written last: a stage with a manifest is complete; a stage without one is redone from its
 completed parts. That is what makes ``kill -9`` at any moment safe to resume.
 """
@@ -9,42 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from megastyle.data import Reject
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    """Write ``payload`` as indented JSON atomically."""
-    atomic_write_bytes(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str).encode())
-
-
-def atomic_write_table(path: Path, table: pa.Table) -> None:
-    """Write a pyarrow table as Parquet atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+from megastyle.data import Reject, atomic_write_bytes, atomic_write_json
 
 
 def fingerprint(payload: Any) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -14,6 +16,9 @@ from PIL import Image, ImageOps
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 WHITE: tuple[int, int, int] = (255, 255, 255)
+
+# Image files recognised in folders (pools, collections to embed, style references, queries).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -148,3 +153,16 @@ def encode_png(image: Image.Image | np.ndarray) -> bytes:
     buffer = io.BytesIO()
     clean.save(buffer, format="PNG", compress_level=6, optimize=False)
     return buffer.getvalue()
+
+
+def is_image_file(path: str | os.PathLike[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> bool:
+    """True when ``path`` is a file whose suffix names an image format."""
+    path = Path(path)
+    return path.suffix.lower() in extensions and path.is_file()
+
+
+def list_image_files(
+    folder: str | os.PathLike[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+) -> list[Path]:
+    """Every image file under ``folder`` (recursive), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in extensions and p.is_file())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from megastyle.data.atomic import atomic_write_table
 from megastyle.data.reader import ShardReader
 from megastyle.data.schema import parse_id
 
@@ -139,12 +138,9 @@ def _read_cache(path: Path, fingerprint: list[dict[str, Any]]) -> StyleIndex | N
 
 
 def _write_cache(path: Path, index: StyleIndex, fingerprint: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(index.to_table(fingerprint), tmp)
-        os.replace(tmp, path)  # readers see the old cache or the new one, never half of one
+    try:  # readers see the old cache or the new one, never half of one
+        atomic_write_table(path, index.to_table(fingerprint))
     except OSError as exc:  # e.g. a read-only dataset mount: the index still works uncached
-        tmp.unlink(missing_ok=True)
         logger.warning("could not cache style index at %s: %s", path, exc)
 
 

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from megastyle.data.atomic import fsync_dir, fsync_path, temp_path
 from megastyle.data.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, encode_png, probe_image
 from megastyle.data.schema import StyleRecord, arrow_schema, record_to_row, validate_record
 
@@ -79,20 +79,6 @@ class Reject:
         return json.dumps({"item": self.item, "cause": self.cause}, ensure_ascii=False)
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not supported on every platform/filesystem.
-    with contextlib.suppress(OSError):
-        _fsync_path(directory)
-
-
 class _AtomicParquet:
     """A Parquet file written under a hidden temp name and renamed into place only when complete."""
 
@@ -100,7 +86,7 @@ class _AtomicParquet:
         self.final = final
         self.schema = schema
         # Same directory, so os.replace is an atomic rename within one filesystem.
-        self.tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        self.tmp = temp_path(final)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
             self.tmp,
             schema,
@@ -120,9 +106,9 @@ class _AtomicParquet:
         assert self._writer is not None, "file already committed or discarded"
         self._writer.close()
         self._writer = None
-        _fsync_path(self.tmp)  # data on disk before the rename makes it visible
+        fsync_path(self.tmp)  # data on disk before the rename makes it visible
         os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
+        fsync_dir(self.final.parent)
         return self.final
 
     def discard(self) -> None:

@@ -1,206 +1,25 @@
-"""Style-labelled training data over MegaStyle shards: style split, held-out styles, seeded augmentation.
+"""The encoder's training data: style-labelled rows (``data.styles``) decoded, augmented
+(``data.augment``) and preprocessed into tensors, plus the held-out evaluation.
 
-Styles are identified by their prompt text across every shard folder given (the same text in two
-folders is one style). Held-out styles — never seen in training, for the retrieval benchmark —
-come from a file (style ids or style texts) and/or a seeded fraction; the split is written next
-to the run so the benchmark can use exactly the same one.
-
-Augmentations are light and style-preserving: a random resized crop (area 0.8–1.0 by default) and
-a horizontal flip. No colour jitter, blur or grayscale: colour and texture *are* the style. Each
-item's augmentation is drawn from its own seed (given by the sampler), so a batch is a pure
-function of ``(seed, epoch, batch)`` whatever process decodes it.
+The split is written next to the run so the benchmark can use exactly the same held-out styles.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from megastyle.data import ImageDecodeError, ShardReader, build_style_index, to_rgb
+from megastyle.data import ImageDecodeError, ShardReader, to_rgb
+from megastyle.data.augment import AugmentConfig, augment_image
+from megastyle.data.styles import StyleRows
 from megastyle.encode.images import ImagePreprocessor, PreprocessConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StyleRows:
-    """Rows ``(source, row)`` of a set of styles; ``labels`` index ``styles`` densely."""
-
-    sources: list[Path]
-    rows: np.ndarray  # int64 (n, 2): shard folder position, global row within that folder
-    labels: np.ndarray  # int64 (n,)
-    styles: list[str]  # label -> style prompt
-    style_ids: list[int | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
-def scan_styles(sources: Sequence[str | Path]) -> StyleRows:
-    """Every row of every style in ``sources`` (shard folders or files), styles merged by text."""
-    if not sources:
-        raise ValueError("no training data: give at least one shard folder")
-    paths = [Path(s) for s in sources]
-    styles: list[str] = []
-    style_ids: list[int | None] = []
-    label_of: dict[str, int] = {}
-    rows: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    for position, path in enumerate(paths):
-        index = build_style_index(path)
-        for text, style_rows in index.groups():
-            label = label_of.get(text)
-            if label is None:
-                label = label_of[text] = len(styles)
-                styles.append(text)
-                style_ids.append(index.style_id(text))
-            rows.append(np.stack([np.full(len(style_rows), position), style_rows], axis=1))
-            labels.append(np.full(len(style_rows), label))
-    if not rows:
-        raise ValueError(f"no rows in {[str(p) for p in paths]}")
-    return StyleRows(
-        sources=paths,
-        rows=np.concatenate(rows).astype(np.int64),
-        labels=np.concatenate(labels).astype(np.int64),
-        styles=styles,
-        style_ids=style_ids,
-    )
-
-
-def read_holdout_file(path: str | Path) -> list[str]:
-    """Held-out style entries: JSON (a list, or an object with ``heldout_styles``/``styles``) or lines."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"held-out styles file {file} does not exist")
-    text = file.read_text(encoding="utf-8")
-    if file.suffix == ".json":
-        data: Any = json.loads(text)
-        if isinstance(data, dict):
-            data = data.get("heldout_styles", data.get("styles"))
-        if not isinstance(data, list):
-            raise ValueError(f"{file}: expected a JSON list or an object with 'heldout_styles' or 'styles'")
-        return [str(entry) for entry in data]
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def match_styles(entries: Iterable[str | int], data: StyleRows) -> tuple[set[str], list[str]]:
-    """Style texts named by ``entries`` (a style text or a numeric style id); and the unmatched entries."""
-    by_id: dict[int, list[str]] = {}
-    for text, style_id in zip(data.styles, data.style_ids, strict=False):
-        if style_id is not None:
-            by_id.setdefault(style_id, []).append(text)
-    known = set(data.styles)
-    matched: set[str] = set()
-    unmatched: list[str] = []
-    for entry in entries:
-        value = str(entry).strip()
-        if value in known:
-            matched.add(value)
-        elif value.isdigit() and int(value) in by_id:
-            matched.update(by_id[int(value)])
-        else:
-            unmatched.append(value)
-    return matched, unmatched
-
-
-def select_holdout_styles(styles: Sequence[str], fraction: float, seed: int) -> list[str]:
-    """A seeded ``fraction`` of ``styles`` (rounded, at least one when fraction > 0), sorted by text."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
-    if fraction == 0.0 or not styles:
-        return []
-    ordered = sorted(set(styles))  # independent of shard order
-    count = max(1, math.floor(fraction * len(ordered) + 0.5))
-    picked = np.random.default_rng(seed).permutation(len(ordered))[:count]
-    return sorted(ordered[i] for i in picked)
-
-
-def split_styles(data: StyleRows, heldout: set[str]) -> tuple[StyleRows, StyleRows]:
-    """(training rows, held-out rows), each relabelled densely in the original style order."""
-
-    def subset(keep: list[bool]) -> StyleRows:
-        new_label = np.full(len(data.styles), -1, dtype=np.int64)
-        kept = [i for i, k in enumerate(keep) if k]
-        new_label[kept] = np.arange(len(kept))
-        mask = new_label[data.labels] >= 0
-        return StyleRows(
-            sources=data.sources,
-            rows=data.rows[mask],
-            labels=new_label[data.labels[mask]],
-            styles=[data.styles[i] for i in kept],
-            style_ids=[data.style_ids[i] for i in kept] if data.style_ids else [],
-        )
-
-    is_heldout = [text in heldout for text in data.styles]
-    return subset([not h for h in is_heldout]), subset(is_heldout)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """A random crop then horizontal flip with ``flip_p``.
-
-    ``crop = "resized"``: the usual random resized crop (area share ``crop_scale``, aspect ``crop_ratio``),
-    later resized to the input as a whole. ``crop = "native"`` (for multi-crop preprocessing): a square
-    of side ``native_size`` × a log-uniform factor in ``native_zoom``, resized to ``native_size``² — the
-    texture keeps (about) the scale the embedding's grid crops see.
-    """
-
-    crop_scale: tuple[float, float] = (0.8, 1.0)
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip_p: float = 0.5
-    crop: Literal["resized", "native"] = "resized"
-    native_size: int = 64
-    native_zoom: tuple[float, float] = (0.8, 1.25)
-
-
-def _native_crop(image: Image.Image, config: AugmentConfig, rng: np.random.Generator) -> Image.Image:
-    width, height = image.size
-    log_zoom = (math.log(config.native_zoom[0]), math.log(config.native_zoom[1]))
-    side = min(width, height, round(config.native_size * math.exp(rng.uniform(*log_zoom))))
-    left = int(rng.integers(0, width - side + 1))
-    top = int(rng.integers(0, height - side + 1))
-    crop = image.crop((left, top, left + side, top + side))
-    if side != config.native_size:
-        crop = crop.resize((config.native_size, config.native_size), resample=Image.Resampling.BICUBIC)
-    return crop
-
-
-def augment_image(image: Image.Image, config: AugmentConfig, seed: int) -> Image.Image:
-    """The crop and flip drawn from ``seed`` (same seed → same augmentation)."""
-    rng = np.random.default_rng(seed)
-    if config.crop == "native":
-        image = _native_crop(image, config, rng)
-        if rng.uniform() < config.flip_p:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return image
-    width, height = image.size
-    area = width * height
-    box = (0, 0, width, height)
-    log_ratio = (math.log(config.crop_ratio[0]), math.log(config.crop_ratio[1]))
-    for _ in range(10):  # rejection sampling as in the usual RandomResizedCrop
-        target = area * rng.uniform(*config.crop_scale)
-        ratio = math.exp(rng.uniform(*log_ratio))
-        w = round(math.sqrt(target * ratio))
-        h = round(math.sqrt(target / ratio))
-        if 0 < w <= width and 0 < h <= height:
-            left = int(rng.integers(0, width - w + 1))
-            top = int(rng.integers(0, height - h + 1))
-            box = (left, top, left + w, top + h)
-            break
-    image = image.crop(box)
-    if rng.uniform() < config.flip_p:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return image
 
 
 class StyleImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):

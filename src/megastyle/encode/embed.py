@@ -31,8 +31,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from megastyle.curate.pools import IMAGE_EXTENSIONS
 from megastyle.data import ImageDecodeError, ShardReader, decode_image, list_shards, parse_id
+from megastyle.data.images import IMAGE_EXTENSIONS
 from megastyle.encode.model import StyleEncoder
 
 _META_KEY = "megastyle"

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from megastyle.bench.metrics import topk_search
 from megastyle.data import ShardReader, decode_image
+from megastyle.data.neighbours import topk_search
 from megastyle.encode.embed import EmbeddingSet, EmbedItem
 
 IndexKind = Literal["flat", "hnsw", "ivf"]

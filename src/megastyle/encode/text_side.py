@@ -7,7 +7,7 @@ Two towers, both frozen (eval mode, no grad, never in the optimizer):
   transformers 5, as an output object), prompts padded to ``max_length`` 64 as SigLIP was trained;
   CLIP uses ``CLIPTextModelWithProjection(...).text_embeds``.
 * ``SentenceTextTower`` — the offline default: the packaged all-MiniLM-L6-v2 through
-  ``megastyle.curate.embedding.TextEmbedder`` (384-d).
+  ``megastyle.prompts.embedding.TextEmbedder`` (384-d).
 
 Widths: SigLIP's text and vision widths agree (so400m: 1152 both); the offline tiny tower is built
 with hidden size 384 = MiniLM's width. Any other pairing (e.g. CLIP ViT-L: 1024 vision vs 768 text)
@@ -52,7 +52,7 @@ class SentenceTextTower:
     """A sentence-transformers model (default: the packaged all-MiniLM-L6-v2)."""
 
     def __init__(self, model_path: str | Path | None = None, *, device: str | None = None) -> None:
-        from megastyle.curate.embedding import TextEmbedder
+        from megastyle.prompts.embedding import TextEmbedder
 
         self.embedder = TextEmbedder(model_path, device=device, normalize=True)
         self.name = f"sentence:{self.embedder.model_path}"

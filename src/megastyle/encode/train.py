@@ -30,6 +30,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from megastyle.checkpoints import check_resume_key
 from megastyle.config import ConfigError
+from megastyle.data.augment import AugmentConfig
+from megastyle.data.styles import (
+    StyleRows,
+    match_styles,
+    read_holdout_file,
+    scan_styles,
+    select_holdout_styles,
+    split_styles,
+)
 from megastyle.encode.checkpoint import (
     CHECKPOINTS,
     latest_checkpoint,
@@ -38,19 +47,7 @@ from megastyle.encode.checkpoint import (
     save_checkpoint,
 )
 from megastyle.encode.compiling import compile_layers
-from megastyle.encode.data import (
-    AugmentConfig,
-    StyleImageDataset,
-    StyleRows,
-    collate_style_batch,
-    heldout_metrics,
-    match_styles,
-    read_holdout_file,
-    row_captions,
-    scan_styles,
-    select_holdout_styles,
-    split_styles,
-)
+from megastyle.encode.data import StyleImageDataset, collate_style_batch, heldout_metrics, row_captions
 from megastyle.encode.gradcache import GradCache
 from megastyle.encode.losses import SSCLLoss, SSCLLossOutput
 from megastyle.encode.model import StyleEncoder

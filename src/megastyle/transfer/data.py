@@ -21,7 +21,8 @@ import torch
 from PIL import Image, ImageOps
 
 from megastyle.data import ImageDecodeError, ShardReader, decode_image
-from megastyle.encode.data import AugmentConfig, StyleRows, augment_image, scan_styles
+from megastyle.data.augment import AugmentConfig, augment_image
+from megastyle.data.styles import StyleRows, scan_styles
 
 logger = logging.getLogger(__name__)
 

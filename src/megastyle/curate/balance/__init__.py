@@ -10,10 +10,10 @@ from megastyle.curate.balance.config import (
     StyleBalanceConfig,
     scale_ks,
 )
+from megastyle.curate.balance.driver import BalanceReport, ClusterSpread, balance, cluster_spread
 from megastyle.curate.balance.hierarchy import Hierarchy, check_ks, hierarchical_kmeans
 from megastyle.curate.balance.kmeans import KMeansResult, assign, kmeans
 from megastyle.curate.balance.sampling import allocate_leaves, balanced_sample, leaf_distances, water_fill
-from megastyle.curate.balance.stage import BalanceReport, ClusterSpread, balance, cluster_spread
 
 __all__ = [
     "CONTENT_TARGET",

@@ -12,7 +12,7 @@ from megastyle.curate.dedup.minhash import MERSENNE_61, MinHasher, mersenne_perm
 from megastyle.curate.dedup.pairs import DuplicatePair, StepResult
 from megastyle.curate.dedup.semantic import kmeans, semantic_duplicates
 from megastyle.curate.dedup.shingles import jaccard, shingle_hashes, shingle_sets, shingle_strings
-from megastyle.curate.dedup.stage import (
+from megastyle.curate.dedup.steps import (
     DedupConfig,
     DedupReport,
     ExactDedupConfig,

@@ -10,10 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from megastyle.curate.items import PoolItem
-from megastyle.data import Reject
+from megastyle.data import IMAGE_EXTENSIONS, Reject
 
 PoolKind = Literal["folder", "parquet", "webdataset", "list"]
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 METADATA_FILES: tuple[str, ...] = ("metadata.jsonl", "captions.jsonl", "metadata.csv", "captions.csv")
 DEFAULT_CAPTION_COLUMNS: tuple[str, ...] = ("caption", "text", "prompt")
 DEFAULT_IMAGE_COLUMNS: tuple[str, ...] = ("image", "file_name", "image_path", "path", "jpg", "png", "webp")

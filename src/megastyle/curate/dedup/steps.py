@@ -1,4 +1,4 @@
-"""The deduplicate stage: exact → fuzzy → semantic over one list of prompts, each step on the survivors.
+"""Deduplication steps: exact → fuzzy → semantic over one list of prompts, each step on the survivors.
 
 A global algorithm (it needs the whole list), engine-agnostic: plain lists in, a ``DedupReport`` out
 with the kept indices into the original list, per-step counts and every removed pair for inspection.
@@ -22,8 +22,8 @@ from megastyle.curate.dedup.exact import exact_duplicates
 from megastyle.curate.dedup.fuzzy import fuzzy_duplicates
 from megastyle.curate.dedup.pairs import StepResult
 from megastyle.curate.dedup.semantic import semantic_duplicates
-from megastyle.curate.embedding import embed_texts
 from megastyle.data import Reject
+from megastyle.prompts.embedding import embed_texts
 
 DedupStep = Literal["exact", "fuzzy", "semantic"]
 STEPS: tuple[DedupStep, ...] = ("exact", "fuzzy", "semantic")

@@ -1,4 +1,4 @@
-"""The balance stage: hierarchical k-means, balanced sampling, and the spread numbers for the card."""
+"""The balance driver: hierarchical k-means, balanced sampling, and the spread numbers for the card."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Execution engines: how stage functions are mapped over batches.
+"""What every execution engine is: how stage functions are mapped over batches.
 
 A stage function has the shape ``fn(batch, resource) -> result``; ``resource`` is what a worker
 loads once (a captioner, a text embedder, a text-to-image backend) from a picklable factory. The
-local engine runs it in a process pool, one resource per process, and yields results in input
-order; the Ray engine (``ray_engine``) maps the same function with a Ray Data actor pool. Global
+local engine (``local``) runs it in a process pool, one resource per process, and yields results
+in input order; the Ray engine (``ray``) maps the same function with a Ray Data actor pool. Global
 algorithms (dedup, k-means balancing) run through ``run_task``: in-process here, as one Ray task
 with its own CPU/GPU request there.
 """
@@ -11,7 +11,6 @@ with its own CPU/GPU request there.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -59,70 +58,6 @@ class Engine(Protocol):
     def close(self) -> None:
         """Release what the engine started (pools, a local cluster)."""
         ...
-
-
-_WORKER_RESOURCES: dict[int, Any] = {}
-
-
-def _init_worker(key: int, factory: ResourceFactory | None) -> None:
-    _WORKER_RESOURCES[key] = factory() if factory is not None else None
-
-
-def _call_in_worker(key: int, fn: StageFn, batch: Any) -> Any:
-    return fn(batch, _WORKER_RESOURCES[key])
-
-
-class LocalEngine:
-    """A process pool on this machine; one worker runs in-process (easiest to debug)."""
-
-    name = "local"
-
-    def __init__(self, workers: int = 1) -> None:
-        if workers < 1:
-            raise ValueError(f"local engine: workers must be >= 1, got {workers}")
-        self.workers = workers
-
-    def map_batches(
-        self,
-        fn: StageFn,
-        batches: Sequence[Any],
-        resource_factory: ResourceFactory | None = None,
-        spec: WorkerSpec | None = None,
-    ) -> Iterator[Any]:
-        """Yield ``fn(batch, resource)`` per batch, in order; resources load once per process."""
-        if not batches:
-            return
-        workers = min(spec.workers if spec and spec.workers else self.workers, len(batches))
-        if workers == 1:
-            resource = resource_factory() if resource_factory is not None else None
-            for batch in batches:
-                yield fn(batch, resource)
-            return
-        key = id(fn) ^ id(resource_factory)
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(key, resource_factory)) as pool:
-            yield from pool.map(_call_in_worker, [key] * len(batches), [fn] * len(batches), batches)
-
-    def run_task(self, fn: Callable[..., ResultT], *args: Any, spec: WorkerSpec | None = None) -> ResultT:
-        """``fn(*args)`` in this process."""
-        return fn(*args)
-
-    def close(self) -> None:
-        """Nothing to release: each pool ends with its ``map_batches`` call."""
-
-
-def make_engine(name: str, workers: int = 1, ray: Any = None) -> Engine:
-    """The engine called ``name``: ``local`` (process pool) or ``ray`` (``ray`` holds its settings)."""
-    if name == "local":
-        return LocalEngine(workers)
-    if name == "ray":
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            raise ValueError("engine 'ray' needs Ray: pip install 'megastyle[ray]' (ray[data]) on every node")
-        from megastyle.curate.ray_engine import RayEngine, RaySettings
-
-        return RayEngine(ray if ray is not None else RaySettings(), default_workers=workers)
-    raise ValueError(f"unknown engine {name!r}; known: local, ray")
 
 
 def map_parts(

