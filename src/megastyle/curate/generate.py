@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -21,7 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from megastyle.curate.combine import combine_prompts
 from megastyle.curate.executor import Engine, LocalEngine, WorkerSpec, map_parts
 from megastyle.curate.generators import GenerationRequest, TextToImageBackend, load_backend
-from megastyle.data import Reject, StyleRecord, encode_png, make_id, shard_name, write_shard
+from megastyle.data import (
+    Reject,
+    StyleRecord,
+    atomic_write_json,
+    atomic_write_text,
+    encode_png,
+    make_id,
+    shard_name,
+    write_shard,
+)
 from megastyle.prompts import read_style_text
 from megastyle.prompts.vocabulary import stable_hash
 
@@ -158,7 +166,7 @@ def run_generate(
             )
     shards = list(_chunks(plan, shard_size))
     manifest = {"fingerprint": fingerprint, "backend": backend, "size": size, "shards": len(shards)}
-    _write_json_atomic(manifest_path, manifest)
+    atomic_write_json(manifest_path, manifest)
 
     summary = GenerateSummary(len(plan), 0, 0, 0, 0, backend)
     todo = []
@@ -194,19 +202,9 @@ def _rejects_path(out_dir: Path, index: int) -> Path:
 
 
 def _write_rejects(out_dir: Path, index: int, rejects: list[Reject]) -> None:
-    path = _rejects_path(out_dir, index)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(r.to_json() + "\n" for r in rejects))
-    os.replace(tmp, path)
+    atomic_write_text(_rejects_path(out_dir, index), "".join(r.to_json() + "\n" for r in rejects))
 
 
 def _count_rejects(out_dir: Path, index: int) -> int:
     path = _rejects_path(out_dir, index)
     return sum(1 for _ in path.open()) if path.exists() else 0
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from megastyle.checkpoints import CHECKPOINTS, latest_checkpoint, prune_checkpoints
+from megastyle.data import atomic_write_json
 from megastyle.encode.losses import SSCLLoss
 from megastyle.encode.model import StyleEncoder
 
@@ -72,7 +73,7 @@ def save_checkpoint(
     save_file({k: v.contiguous() for k, v in loss_fn.state_dict().items()}, str(folder / "loss.safetensors"))
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
-    (folder / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
+    atomic_write_json(folder / "trainer_state.json", trainer_state)  # the marker: whole or absent
 
 
 def load_checkpoint(

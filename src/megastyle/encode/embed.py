@@ -31,8 +31,17 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from megastyle.data import ImageDecodeError, ShardReader, decode_image, list_shards, parse_id
-from megastyle.data.images import IMAGE_EXTENSIONS
+from megastyle.data import (
+    IMAGE_EXTENSIONS,
+    ImageDecodeError,
+    ShardReader,
+    atomic_write,
+    atomic_write_table,
+    atomic_write_text,
+    decode_image,
+    list_shards,
+    parse_id,
+)
 from megastyle.encode.model import StyleEncoder
 
 _META_KEY = "megastyle"
@@ -86,14 +95,14 @@ class EmbeddingSet:
         embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or len(embeddings) != len(self.items):
             raise ValueError(f"embeddings {embeddings.shape} do not match {len(self.items)} items")
-        _atomic(
+        atomic_write(
             out,
             lambda tmp: save_file({"embeddings": embeddings}, str(tmp), {_META_KEY: json.dumps(self.info)}),
         )
         table = pa.Table.from_pylist([asdict(item) for item in self.items], schema=_SIDECAR_SCHEMA)
-        _atomic(sidecar_path(out), lambda tmp: pq.write_table(table, tmp))
+        atomic_write_table(sidecar_path(out), table)
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.rejects)
-        _atomic(rejects_path(out), lambda tmp: tmp.write_text(lines, encoding="utf-8"))
+        atomic_write_text(rejects_path(out), lines)
         return out
 
     @classmethod
@@ -153,13 +162,6 @@ def sidecar_path(out: Path) -> Path:
 def rejects_path(out: Path) -> Path:
     """``X.rejects.jsonl`` beside ``X.safetensors``."""
     return out.with_suffix(".rejects.jsonl")
-
-
-def _atomic(target: Path, write: Any) -> None:
-    # Write to a temp name and rename, so an interrupted run never leaves a half file under the real name.
-    tmp = target.with_name(f".{target.name}.tmp")
-    write(tmp)
-    os.replace(tmp, target)
 
 
 def list_collection(source: str | os.PathLike[str]) -> list[EmbedItem]:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from megastyle.data import ImageDecodeError, decode_image
+from megastyle.data import ImageDecodeError, atomic_write, decode_image
 from megastyle.transfer.data import (
     PairDataset,
     ReferenceAugment,
@@ -256,9 +255,9 @@ class LatentCache:
                 tensors[f"{rid}/prompt_embeds"] = embeds[i].cpu().contiguous()
                 tensors[f"{rid}/pooled"] = pooled[i].cpu().contiguous()
         path = self.file_for(shard, group)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        save_file(tensors, str(tmp), metadata={"ids": json.dumps(ids), "bad": json.dumps(bad)})
-        os.replace(tmp, path)  # a file either is complete or does not exist
+        metadata = {"ids": json.dumps(ids), "bad": json.dumps(bad)}
+        # A file either is complete or does not exist.
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     def _open(self, path: Path) -> tuple[Any, dict[str, Any]]:
         from safetensors import safe_open

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from megastyle.checkpoints import CHECKPOINTS, check_resume_key, latest_checkpoint, prune_checkpoints
 from megastyle.config import ConfigError
+from megastyle.data import atomic_write_json
 from megastyle.transfer.cache import CacheSpec, FluxEncoders, LatentCache, batch_tensors, epoch_loader
 from megastyle.transfer.data import RowImages, batches_per_epoch, load_rows, stream_seed, trainable_rows
 from megastyle.transfer.latents import predict_target_velocity
@@ -208,7 +209,7 @@ def save_checkpoint(
     save_file({k: v.detach().cpu().contiguous() for k, v in lora.items()}, str(folder / "lora.safetensors"))
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
-    (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
+    atomic_write_json(folder / "trainer_state.json", state)  # the marker: whole or absent
 
 
 def load_checkpoint(

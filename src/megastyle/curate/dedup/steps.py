@@ -7,7 +7,6 @@ with the kept indices into the original list, per-step counts and every removed 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from megastyle.curate.dedup.exact import exact_duplicates
 from megastyle.curate.dedup.fuzzy import fuzzy_duplicates
 from megastyle.curate.dedup.pairs import StepResult
 from megastyle.curate.dedup.semantic import semantic_duplicates
-from megastyle.data import Reject
+from megastyle.data import Reject, atomic_write_table, atomic_write_text
 from megastyle.prompts.embedding import embed_texts
 
 DedupStep = Literal["exact", "fuzzy", "semantic"]
@@ -228,15 +227,10 @@ def write_removed_pairs(report: DedupReport, path: str | Path) -> Path:
     """Write the removed pairs to ``.jsonl`` or ``.parquet`` (atomically) for inspection."""
     path = Path(path)
     rows = [asdict(pair) for pair in report.pairs]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     if path.suffix == ".jsonl":
-        with partial.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    elif path.suffix == ".parquet":
+        return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    if path.suffix == ".parquet":
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         schema = pa.schema(
             [
@@ -248,11 +242,8 @@ def write_removed_pairs(report: DedupReport, path: str | Path) -> Path:
                 ("score", pa.float64()),
             ]
         )
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), partial)
-    else:
-        raise ValueError(f"{path}: removed pairs are written as .jsonl or .parquet")
-    os.replace(partial, path)
-    return path
+        return atomic_write_table(path, pa.Table.from_pylist(rows, schema=schema))
+    raise ValueError(f"{path}: removed pairs are written as .jsonl or .parquet")
 
 
 def kept_mask(report: DedupReport) -> np.ndarray:
