@@ -72,8 +72,8 @@ def main() -> None:
     from megastyle.encode.model import StyleEncoder
     from megastyle.encode.train import build_encoder, train_encoder
     from megastyle.encode.train_config import TrainEncoderConfig
-    from megastyle.quickstart import QuickstartConfig
-    from megastyle.quickstart_encoder import saved_run_train_config
+    from megastyle.quickstart.config import QuickstartConfig
+    from megastyle.quickstart.encoder import saved_run_train_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="A quickstart output folder (curate/dataset, benchmark/).")

@@ -59,13 +59,8 @@ def main() -> None:
     from megastyle.bench.retrieval import RetrievalBenchmark
     from megastyle.config import load_config
     from megastyle.curate.generators import load_backend
-    from megastyle.quickstart import QuickstartConfig
-    from megastyle.quickstart_encoder import (
-        TRAINED,
-        grid_prompts,
-        heldout_leakage,
-        saved_run_encoders,
-    )
+    from megastyle.quickstart.config import QuickstartConfig
+    from megastyle.quickstart.encoder import TRAINED, grid_prompts, heldout_leakage, saved_run_encoders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")

@@ -69,7 +69,7 @@ def stage_items(summary: dict[str, Any]) -> dict[str, int]:
 def part_one(root: Path, args: argparse.Namespace) -> None:
     """The whole curate run on both engines, stage by stage."""
     from megastyle.curate.pipeline import run_curate
-    from megastyle.curate.synthetic_pools import make_procedural_pools
+    from megastyle.quickstart.pools import make_procedural_pools
 
     pools = make_procedural_pools(root / "pools", args.styles, args.contents, seed=0, size=args.size)
     results = {}

@@ -30,7 +30,7 @@ def main() -> None:
     from megastyle.bench.report import format_interval
     from megastyle.bench.retrieval import RetrievalBenchmark
     from megastyle.encode.model import StyleEncoder
-    from megastyle.quickstart_encoder import TRAINED, saved_run_encoders
+    from megastyle.quickstart.encoder import TRAINED, saved_run_encoders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")

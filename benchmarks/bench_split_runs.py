@@ -21,7 +21,7 @@ def main() -> None:
     from megastyle.bench.compare import compare_encoders
     from megastyle.bench.report import paired_cells, summarise
     from megastyle.bench.retrieval import RetrievalBenchmark, evaluate
-    from megastyle.quickstart_encoder import TRAINED, saved_run_encoders
+    from megastyle.quickstart.encoder import TRAINED, saved_run_encoders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Quickstart output folders.")

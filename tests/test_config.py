@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field
 
 from megastyle.config import CommandConfig, ConfigError, load_config, parse_overrides
-from megastyle.quickstart import QuickstartConfig
+from megastyle.quickstart.config import QuickstartConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

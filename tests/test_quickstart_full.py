@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from megastyle.quickstart import QuickstartConfig, run_quickstart
+from megastyle.quickstart.config import QuickstartConfig
+from megastyle.quickstart.run import run_quickstart
 
 VARIANTS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_variants.py"
 LEAKAGE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_leakage_runs.py"
@@ -187,7 +188,7 @@ def test_leakage_script_reproduces_the_quickstart_and_pools_runs(
     text = capsys.readouterr().out
     assert "and 2 unseen styles of other runs" in text
     from megastyle.bench.retrieval import RetrievalBenchmark
-    from megastyle.quickstart_encoder import grid_prompts
+    from megastyle.quickstart.encoder import grid_prompts
 
     styles, contents = grid_prompts(RetrievalBenchmark.load(run / "benchmark"), run / "curate" / "dataset")
     n = len(styles) + 2  # every pair of two of the n styles shares every content

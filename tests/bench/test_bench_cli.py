@@ -10,13 +10,11 @@ from typer.testing import CliRunner
 
 from megastyle.bench.baselines import ColorHistogramEmbedder
 from megastyle.bench.dataset_quality import measure_dataset
-from megastyle.cli import bench_commands
+from megastyle.cli.app import app
 from megastyle.testing import tiny_model_dir
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    bench_commands.register(app)
     return app
 
 

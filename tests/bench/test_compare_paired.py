@@ -7,8 +7,7 @@ import pytest
 
 from megastyle.bench.compare import compare_encoders, paired_difference
 from megastyle.bench.metrics import evaluate_embeddings
-from megastyle.bench.retrieval import BenchmarkItem
-from megastyle.bench.retrieval_eval import EncoderRun, RetrievalResult
+from megastyle.bench.retrieval import BenchmarkItem, EncoderRun, RetrievalResult
 
 
 def _item(label: int, role: str, row: int) -> BenchmarkItem:

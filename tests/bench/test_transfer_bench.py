@@ -8,25 +8,26 @@ from typing import Any
 
 import numpy as np
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from megastyle.bench.clip import ClipScorer
 from megastyle.bench.transfer import (
-    OFFICIAL_CONTENT_PROMPTS,
-    ClipScorer,
     CopyReferenceGenerator,
-    PipelineGenerator,
-    StyleReference,
     evaluate_transfer,
-    load_references,
     transfer_markdown,
     write_transfer_report,
 )
-from megastyle.cli import bench_commands, transfer_commands
+from megastyle.cli.app import app as megastyle_app
 from megastyle.encode import StyleEncoder
 from megastyle.testing import random_images, tiny_model_dir
 from megastyle.transfer import MegaStyleFluxPipeline
+from megastyle.transfer.generate import (
+    OFFICIAL_CONTENT_PROMPTS,
+    PipelineGenerator,
+    StyleReference,
+    load_references,
+)
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +172,7 @@ def test_bench_transfer_cli_writes_table_and_grids(tmp_path: Path) -> None:
     folder.mkdir()
     for i, image in enumerate(random_images(3, (24, 24), seed=2)):
         image.save(folder / f"ref{i}.png")
-    app = typer.Typer()
-    bench_commands.register(app)
-    transfer_commands.register(app)
+    app = megastyle_app
     args = ["bench", "transfer", "--references", str(folder), "--max-styles", "2", "--model", str(tiny_model_dir("flux")),
             "--style-encoder", str(tiny_model_dir("siglip")), "--clip-model", str(tiny_model_dir("clip")),
             "--extra-prompts", "a lighthouse", "--size", "16", "--steps", "2", "--max-sequence-length", "16",

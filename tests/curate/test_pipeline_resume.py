@@ -15,8 +15,8 @@ from process_watch import wait_for_file
 
 from megastyle.curate.config import CurateConfig
 from megastyle.curate.pipeline import CurateStateError, run_curate
-from megastyle.curate.synthetic_pools import make_procedural_pools
 from megastyle.data import ShardReader
+from megastyle.quickstart.pools import make_procedural_pools
 
 
 @pytest.fixture(scope="module")

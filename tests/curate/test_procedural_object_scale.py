@@ -6,7 +6,7 @@ import pytest
 from megastyle.curate.generators import load_backend
 from megastyle.curate.generators.procedural import ProceduralRenderer, label_map
 from megastyle.prompts import parse_content_prompt
-from megastyle.quickstart import QuickstartConfig
+from megastyle.quickstart.config import QuickstartConfig
 
 STYLE = "In the style of baroque, red and brown with orange accents, candlelit lighting, velvety surface, in watercolor."
 CONTENT = "Two blue lamps next to a wooden guitar and a fish"
@@ -31,7 +31,7 @@ def test_one_renders_exactly_the_plain_backend_and_larger_covers_more():
 def test_out_of_range_is_named_and_the_quickstart_passes_it_on(tmp_path):
     with pytest.raises(ValueError, match="object_scale must be in"):
         ProceduralRenderer(object_scale=5.0)
-    from megastyle.curate.synthetic_pools import SyntheticPools
+    from megastyle.quickstart.pools import SyntheticPools
 
     pools = SyntheticPools(
         tmp_path / "s", tmp_path / "c", style_images=4, content_images=4, planted_bad_items=0

@@ -18,9 +18,9 @@ ray = pytest.importorskip("ray")
 from megastyle.curate.config import CurateConfig  # noqa: E402
 from megastyle.curate.executor.ray import RayEngine, RaySettings  # noqa: E402
 from megastyle.curate.pipeline import run_curate  # noqa: E402
-from megastyle.curate.synthetic_pools import make_procedural_pools  # noqa: E402
 from megastyle.data import ShardReader  # noqa: E402
-from megastyle.quickstart import QuickstartConfig  # noqa: E402
+from megastyle.quickstart.config import QuickstartConfig  # noqa: E402
+from megastyle.quickstart.pools import make_procedural_pools  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 LOCAL_CLUSTER = {"num_cpus": 2, "node_ip_address": "127.0.0.1"}

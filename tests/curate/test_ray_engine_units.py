@@ -96,8 +96,8 @@ def test_the_ray_engine_without_ray_installed_says_how_to_get_it(monkeypatch):
 
 
 def test_quickstart_passes_its_engine_to_curation(tmp_path):
-    from megastyle.curate.synthetic_pools import make_procedural_pools
-    from megastyle.quickstart import QuickstartConfig
+    from megastyle.quickstart.config import QuickstartConfig
+    from megastyle.quickstart.pools import make_procedural_pools
 
     pools = make_procedural_pools(tmp_path, 2, 2, size=32, plant_bad_items=False)
     assert QuickstartConfig(engine="ray").curate_config(pools).engine == "ray"

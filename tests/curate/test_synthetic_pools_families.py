@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from megastyle.curate.synthetic_pools import SyntheticPools, share_palettes
 from megastyle.prompts import parse_style_prompt, sample_style_prompts
-from megastyle.quickstart import QuickstartConfig
+from megastyle.quickstart.config import QuickstartConfig
+from megastyle.quickstart.pools import SyntheticPools, share_palettes
 
 
 def test_each_family_shares_the_palette_and_light_of_its_first_member() -> None:

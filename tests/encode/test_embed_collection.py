@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import typer
 from PIL import Image
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
-from megastyle.cli import encoder_commands
+from megastyle.cli.app import app as megastyle_app
 from megastyle.encode import ScoreCalibration, StyleEncoder, embed_collection, load_embeddings
 from megastyle.testing import random_images, tiny_model_dir
 
@@ -114,8 +113,7 @@ def test_bad_arguments(encoder: StyleEncoder, folder: Path, tmp_path: Path) -> N
 
 
 def test_embed_cli(folder: Path, tmp_path: Path) -> None:
-    app = typer.Typer()
-    encoder_commands.register(app)
+    app = megastyle_app
     out = tmp_path / "cli.safetensors"
     args = [
         "embed",

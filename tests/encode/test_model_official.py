@@ -13,7 +13,7 @@ from transformers import SiglipVisionModel
 
 from megastyle.encode import StyleEncoder, load_official_encoder
 from megastyle.encode.model import StateDictLoadError
-from megastyle.encode.official import OfficialCheckpointError
+from megastyle.encode.state_dict import OfficialCheckpointError
 from megastyle.testing import random_images, tiny_model_dir
 
 

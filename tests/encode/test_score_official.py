@@ -14,7 +14,7 @@ from transformers import AutoProcessor, SiglipVisionModel
 from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 from typer.testing import CliRunner
 
-from megastyle.cli import encoder_commands
+from megastyle.cli.app import app
 from megastyle.encode import ScoreCalibration, StyleEncoder, cosine_score, load_official_encoder
 from megastyle.testing import random_images, tiny_model_dir
 
@@ -82,8 +82,6 @@ def test_score_equals_official_computation(setup: dict[str, Path]) -> None:
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    encoder_commands.register(app)
     return app
 
 

@@ -9,21 +9,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from megastyle.cli.train_encoder_command import register
+from megastyle.cli.app import app as megastyle_app
 from megastyle.curate.generate import plan_images, run_generate
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    application = typer.Typer()
-    register(application)
-
-    @application.command("noop")
-    def noop() -> None:  # a second command keeps typer in multi-command mode
-        """Nothing."""
-
-    return application
+    return megastyle_app
 
 
 def test_print_config_reads_toml_section_and_overrides(app: typer.Typer, tmp_path: Path) -> None:

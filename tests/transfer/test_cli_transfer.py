@@ -13,9 +13,10 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from megastyle.cli import bench_commands, transfer_commands
+from megastyle.cli.app import app
 from megastyle.testing import random_images, tiny_model_dir
 from megastyle.transfer import MegaStyleFluxPipeline
+from megastyle.transfer.commands import prompt_slug
 from megastyle.transfer.lora import kohya_targets, linear_modules
 
 SIZE = 16  # tiny VAE: ×2 → 8×8 latent → 4×4 tokens
@@ -23,9 +24,6 @@ COMMON = ["--size", str(SIZE), "--steps", "2", "--max-sequence-length", "16", "-
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    bench_commands.register(app)
-    transfer_commands.register(app)
     return app
 
 
@@ -151,4 +149,4 @@ def test_transfer_skips_unreadable_styles_and_rejects_bad_settings(tmp_path: Pat
      ("???", "prompt")],
 )  # fmt: skip
 def test_prompt_slug_is_file_safe(prompt: str, slug: str) -> None:
-    assert transfer_commands.prompt_slug(prompt) == slug
+    assert prompt_slug(prompt) == slug

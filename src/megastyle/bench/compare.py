@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from megastyle.bench.retrieval_eval import RetrievalResult
+from megastyle.bench.retrieval import RetrievalResult
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from megastyle.bench.encoders import Embedder
 from megastyle.bench.leakage import (
     MatchedLeakage,
     matched_leakage,
@@ -36,7 +37,6 @@ from megastyle.bench.leakage import (
     same_content_pairs,
     two_way_auc_interval,
 )
-from megastyle.bench.retrieval import Embedder
 from megastyle.data import Reject, ShardReader, build_style_index, decode_image
 
 

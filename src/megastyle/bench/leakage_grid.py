@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from megastyle.bench.dataset_quality import DatasetQuality, measure_encoders
+from megastyle.bench.encoders import Embedder
 from megastyle.bench.leakage import MatchedLeakage
-from megastyle.bench.retrieval import Embedder
 from megastyle.curate.generators.base import GenerationRequest, TextToImageBackend
 from megastyle.prompts.vocabulary import stable_hash
 

@@ -17,8 +17,7 @@ from rich.table import Table
 from megastyle.bench.compare import PairedDifference, compare_encoders
 from megastyle.bench.dataset_quality import DatasetQuality
 from megastyle.bench.leakage import LeakageDifference
-from megastyle.bench.retrieval import RetrievalBenchmark
-from megastyle.bench.retrieval_eval import RetrievalResult
+from megastyle.bench.retrieval import RetrievalBenchmark, RetrievalResult
 
 HIT = (30, 170, 60)
 MISS = (210, 40, 40)

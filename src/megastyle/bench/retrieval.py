@@ -1,4 +1,4 @@
-"""StyleRetrieval benchmark: held-out styles split into queries and a gallery, saved as an artefact.
+"""StyleRetrieval: held-out styles split into queries and a gallery (an artefact), every encoder scored on it.
 
 Artefact folder (``save``/``load``):
 
@@ -21,14 +21,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from megastyle.data import ShardReader, StyleIndex, build_style_index, decode_image
+from megastyle.bench.encoders import Embedder
+from megastyle.bench.metrics import RetrievalScores, evaluate_embeddings
+from megastyle.data import Reject, ShardReader, StyleIndex, build_style_index, decode_image
+from megastyle.data.neighbours import TopK, topk_search
 
 FORMAT = "megastyle_style_retrieval"
 FORMAT_VERSION = 1
@@ -39,14 +42,6 @@ HELDOUT_NAME = "heldout_styles.json"
 
 class BenchmarkSourceError(ValueError):
     """The benchmark's source shards are missing or differ from those it was built from."""
-
-
-class Embedder(Protocol):
-    """Anything that turns PIL images into an (n, d) float array (StyleEncoder, the baselines)."""
-
-    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        """Embed ``images`` → (n, d) float32."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -405,10 +400,115 @@ def load_heldout_styles(path: str | Path) -> HeldoutStyles:
 _EVALUATION = ("EncoderRun", "RetrievalResult", "evaluate")
 
 
-def __getattr__(name: str) -> Any:
-    """``evaluate`` and its result types live in ``retrieval_eval`` (which imports this module)."""
-    if name in _EVALUATION:
-        from megastyle.bench import retrieval_eval
+# ----- evaluation ----------------------------------------------------------------------------------
+@dataclass
+class EncoderRun:
+    """One encoder's result: metrics, each query's top gallery positions, and cost."""
 
-        return getattr(retrieval_eval, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    name: str
+    scores: RetrievalScores
+    top: TopK  # indices into the evaluated gallery list (RetrievalResult.gallery)
+    dim: int
+    seconds: float
+
+
+@dataclass
+class RetrievalResult:
+    """Every encoder's scores on one benchmark, with the items they were computed on."""
+
+    benchmark: dict[str, Any]  # manifest summary: params, counts, fingerprint
+    ks: list[int]
+    queries: list[BenchmarkItem]
+    gallery: list[BenchmarkItem]
+    runs: dict[str, EncoderRun]
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def _decode_all(
+    benchmark: RetrievalBenchmark, items: Sequence[BenchmarkItem]
+) -> tuple[list[Image.Image | None], list[Reject]]:
+    images: list[Image.Image | None] = []
+    rejects: list[Reject] = []
+    for item in items:
+        try:
+            images.extend(benchmark.load_images([item]))
+        except BenchmarkSourceError:
+            raise  # the source changed under the benchmark: nothing after this can be trusted
+        except ValueError as err:  # an undecodable row is recorded and skipped, never fatal
+            images.append(None)
+            rejects.append(Reject(item.id, f"decode: {err}"))
+    return images, rejects
+
+
+def _embed(embedder: Embedder, images: Sequence[Image.Image], batch_size: int, name: str) -> np.ndarray:
+    out = np.asarray(embedder.embed_images(list(images), batch_size=batch_size), dtype=np.float32)
+    if out.ndim != 2 or out.shape[0] != len(images):
+        raise ValueError(f"encoder {name!r} returned shape {out.shape} for {len(images)} images")
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)  # cosine similarity for every embedder
+
+
+def evaluate(
+    benchmark: RetrievalBenchmark,
+    encoders: dict[str, Embedder],
+    *,
+    ks: Sequence[int] = (1, 10, 100),
+    batch_size: int = 32,
+    read_batch: int = 512,
+    standard_map: bool = True,
+    keep_top: int = 10,
+) -> RetrievalResult:
+    """Embed queries and gallery once per encoder and score them; undecodable rows are skipped and listed."""
+    if not encoders:
+        raise ValueError("evaluate needs at least one encoder")
+    items = benchmark.items
+    # Small benchmarks decode once for all encoders; large ones decode per read batch.
+    cached = len(items) <= 4 * read_batch
+    images, rejects = _decode_all(benchmark, items) if cached else ([], [])
+    runs: dict[str, EncoderRun] = {}
+    keep: np.ndarray | None = None
+    for name, embedder in encoders.items():
+        started = time.perf_counter()
+        parts: list[np.ndarray] = []
+        ok = np.zeros(len(items), dtype=bool)
+        for start in range(0, len(items), read_batch):
+            if cached:
+                batch = images[start : start + read_batch]
+            else:
+                batch, batch_rejects = _decode_all(benchmark, items[start : start + read_batch])
+                if keep is None:
+                    rejects.extend(batch_rejects)
+            good = [i for i, image in enumerate(batch) if image is not None]
+            ok[[start + i for i in good]] = True
+            if good:
+                decoded = [image for image in batch if image is not None]
+                parts.append(_embed(embedder, decoded, batch_size, name))
+        keep = ok
+        embeddings = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
+        kept = [item for item, flag in zip(items, ok, strict=True) if flag]
+        is_query = np.array([item.role == "query" for item in kept], dtype=bool)
+        if is_query.all() or not is_query.any():
+            raise ValueError(
+                f"after skipping {len(rejects)} undecodable rows, no queries or no gallery remain"
+            )
+        queries, gallery = embeddings[is_query], embeddings[~is_query]
+        q_labels = [item.label for item in kept if item.role == "query"]
+        g_labels = [item.label for item in kept if item.role == "gallery"]
+        scores = evaluate_embeddings(queries, gallery, q_labels, g_labels, ks, standard_map=standard_map)
+        top = topk_search(queries, gallery, keep_top)
+        runs[name] = EncoderRun(name, scores, top, int(embeddings.shape[1]), time.perf_counter() - started)
+    assert keep is not None
+    kept = [item for item, flag in zip(items, keep, strict=True) if flag]
+    summary = {
+        "source_fingerprint": benchmark.manifest["source_fingerprint"],
+        "params": benchmark.manifest["params"],
+        "counts": benchmark.manifest["counts"],
+    }
+    return RetrievalResult(
+        benchmark=summary,
+        ks=[int(k) for k in ks],
+        queries=[item for item in kept if item.role == "query"],
+        gallery=[item for item in kept if item.role == "gallery"],
+        runs=runs,
+        rejects=rejects,
+    )

@@ -3,7 +3,7 @@
 Every "generator" is any callable ``generator(prompt=[...], style_image=[PIL, ...], generator=[torch.Generator,
 ...])`` (one style image and one generator per prompt; batches may span references) returning images (a list,
 or an object with ``.images`` like a diffusers pipeline output): the MegaStyle pipeline with or without a LoRA
-(``PipelineGenerator``, in ``transfer_inputs`` with the references and the CLIP scorer), or a test double.
+(``transfer.generate.PipelineGenerator``), the reference itself (``CopyReferenceGenerator``), or a test double.
 Each (reference r, prompt p) gets the seed ``seed + r · len(prompts) + p`` and its own ``torch.Generator``,
 so every generator sees the same noise for the same item and results do not depend on the batch size.
 
@@ -28,26 +28,24 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
+from rich.console import Console
 
-from megastyle.bench.transfer_inputs import IMAGE_SUFFIXES as IMAGE_SUFFIXES
-from megastyle.bench.transfer_inputs import (
+from megastyle.bench.clip import ClipScorer
+from megastyle.data import Reject
+from megastyle.transfer.generate import (
     OFFICIAL_CONTENT_PROMPTS,
-    ClipScorer,
-    CopyReferenceGenerator,
-    ImageEmbedder,
     PipelineGenerator,
     StyleReference,
     TransferGenerator,
+    generate,
     load_references,
 )
-from megastyle.data import Reject
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.table import Table
 
 __all__ = [
@@ -66,6 +64,22 @@ __all__ = [
 ]
 
 METRICS = ("style_score", "text_score", "content_leakage", "reference_content_score")
+
+
+class ImageEmbedder(Protocol):
+    """Anything with ``embed_images`` returning L2-normalised (n, d) rows."""
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray: ...
+
+
+class CopyReferenceGenerator:
+    """Returns the reference itself for every prompt: the ceiling of content leakage (and of style score)."""
+
+    def __call__(
+        self, prompt: list[str], style_image: list[Image.Image], generator: list[Any]
+    ) -> list[Image.Image]:
+        """A copy of each prompt's style image."""
+        return [image.copy() for image in style_image]
 
 
 # ----- evaluation -------------------------------------------------------------------------------
@@ -125,49 +139,6 @@ class TransferBenchResult:
 
 def _num(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
-
-
-def _as_images(output: Any) -> list[Any]:
-    return list(getattr(output, "images", output))
-
-
-def generate(
-    generator: TransferGenerator,
-    references: Sequence[StyleReference],
-    prompts: Sequence[str],
-    seeds: Sequence[Sequence[int]],
-    *,
-    batch_size: int = 4,
-) -> tuple[list[list[Image.Image | None]], list[Reject]]:
-    """Run ``generator`` over references × prompts in batches (reference-major, one reference per prompt).
-
-    A batch may span references: the pipeline takes one style image per prompt. A failing batch is
-    recorded (one Reject per item) and the run goes on.
-    """
-    import torch
-
-    images: list[list[Image.Image | None]] = [[None] * len(prompts) for _ in references]
-    rejects: list[Reject] = []
-    items = [(r, p) for r in range(len(references)) for p in range(len(prompts))]
-    for start in range(0, len(items), batch_size):
-        batch = items[start : start + batch_size]
-        try:
-            out = _as_images(
-                generator(
-                    prompt=[prompts[p] for _, p in batch],
-                    style_image=[references[r].image for r, _ in batch],
-                    generator=[torch.Generator().manual_seed(seeds[r][p]) for r, p in batch],
-                )
-            )
-            if len(out) != len(batch) or not all(isinstance(im, Image.Image) for im in out):
-                raise ValueError(f"returned {len(out)} items, expected {len(batch)} PIL images")
-        except Exception as err:  # a failing batch must not end a long benchmark
-            cause = f"{type(err).__name__}: {err}"
-            rejects.extend(Reject(f"{references[r].id} × {prompts[p]!r}", cause) for r, p in batch)
-        else:
-            for (r, p), image in zip(batch, out, strict=True):
-                images[r][p] = image.convert("RGB")
-    return images, rejects
 
 
 def score(
@@ -292,7 +263,7 @@ def write_transfer_report(
     result: TransferBenchResult, output_dir: str | Path, *, save_images: bool = False, thumb: int = 128
 ) -> dict[str, Path]:
     """Write ``transfer.json``, ``transfer.md`` and one grid PNG per generator (and the images if asked)."""
-    from megastyle.transfer.sheet import save_transfer_sheet
+    from megastyle.report.transfer_sheet import save_transfer_sheet
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -66,8 +66,36 @@ def config_command(
     return decorator
 
 
-def resolve_device(name: str) -> str:
-    """'auto' → cuda when available, else cpu; any other name is returned as given."""
-    import torch
+def split_positionals(args: list[str], config_cls: type[CommandConfig]) -> tuple[list[str], list[str]]:
+    """Separate positional tokens from ``--field value`` overrides; bool fields are bare flags.
 
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    Click keeps unknown options and positionals in one list, so this walks it knowing which fields
+    take no value (a bare ``--json-output`` must not swallow the image path after it).
+    """
+    flags = {
+        name.replace("_", "-") for name, info in config_cls.model_fields.items() if info.annotation is bool
+    }
+    positionals: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":  # everything after a bare -- is positional
+            positionals.extend(args[i + 1 :])
+            break
+        if not token.startswith("--"):
+            positionals.append(token)
+        elif "=" in token:
+            overrides.append(token)
+        elif token[2:] in flags:
+            overrides.append(token)
+            if i + 1 < len(args) and args[i + 1].lower() in ("true", "false"):
+                overrides.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(token)
+            if i + 1 < len(args):
+                overrides.append(args[i + 1])
+                i += 1
+        i += 1
+    return positionals, overrides

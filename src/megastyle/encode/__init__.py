@@ -10,15 +10,15 @@ from megastyle._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "StyleEncoder": "model",
     "StyleEncoderConfig": "model",
-    "LoadReport": "official",
-    "StateDictLoadError": "official",
-    "canonical_key": "official",
+    "LoadReport": "state_dict",
+    "StateDictLoadError": "state_dict",
+    "canonical_key": "state_dict",
     "cosine_score": "model",
     "ImagePreprocessor": "images",
     "PreprocessConfig": "images",
-    "OfficialCheckpointError": "official",
+    "OfficialCheckpointError": "state_dict",
     "load_official_encoder": "official",
-    "read_state_dict": "official",
+    "read_state_dict": "state_dict",
     "EmbeddingSet": "embed",
     "EmbedSummary": "embed",
     "embed_collection": "embed",
@@ -50,12 +50,12 @@ if TYPE_CHECKING:
     from megastyle.encode.embed import EmbeddingSet, EmbedSummary, embed_collection, load_embeddings
     from megastyle.encode.images import ImagePreprocessor, PreprocessConfig
     from megastyle.encode.model import StyleEncoder, StyleEncoderConfig, cosine_score
-    from megastyle.encode.official import (
+    from megastyle.encode.official import load_official_encoder
+    from megastyle.encode.state_dict import (
         LoadReport,
         OfficialCheckpointError,
         StateDictLoadError,
         canonical_key,
-        load_official_encoder,
         read_state_dict,
     )
 

@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from megastyle.encode.images import ImagePreprocessor, PreprocessConfig, read_hf_processor_config
-from megastyle.encode.official import (
+from megastyle.encode.state_dict import (
     LoadReport,
     StateDictLoadError,
     canonical_key,

@@ -1,4 +1,5 @@
-"""The official ``megastyle_encoder.pth``: a SigLIP vision state dict, bare or under ``"model"``.
+"""The official ``megastyle_encoder.pth`` (a SigLIP vision state dict, bare or under ``"model"``) and the
+official ``style_score.py``'s way of opening images.
 
 Read safely (``weights_only=True``; ``.safetensors`` through safetensors) onto a local SigLIP folder that
 supplies the architecture (so400m-patch14-384 for the release), with every missing/unexpected key reported.
@@ -6,107 +7,22 @@ supplies the architecture (so400m-patch14-384 for the release), with every missi
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
+from PIL import Image
 
-if TYPE_CHECKING:
-    from megastyle.encode.model import StyleEncoder
-
-# Wrappers that training code puts around a tower's keys: DDP, torch.compile, checkpoint dicts, HF layouts.
-WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "vision_model.", "vision_tower.")
-
-
-@dataclass
-class LoadReport:
-    """What a state-dict load placed and what it could not (never silently dropped)."""
-
-    source: str
-    loaded: int = 0
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)  # "key: checkpoint shape vs model shape"
-    stripped_prefixes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every model weight was loaded and nothing was left over."""
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def summary(self) -> str:
-        """One paragraph for logs and the CLI."""
-        parts = [f"{self.source}: loaded {self.loaded} tensors"]
-        if self.stripped_prefixes:
-            parts.append(f"stripped prefixes {sorted(set(self.stripped_prefixes))}")
-        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected)):
-            if keys:
-                shown = ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else "")
-                parts.append(f"{len(keys)} {name} ({shown})")
-        if self.mismatched:
-            parts.append(f"{len(self.mismatched)} shape mismatches ({'; '.join(self.mismatched[:4])})")
-        return "; ".join(parts)
-
-
-class StateDictLoadError(ValueError):
-    """A strict load found missing, unexpected or mis-shaped keys; carries the report."""
-
-    def __init__(self, report: LoadReport) -> None:
-        self.report = report
-        super().__init__(f"state dict does not match the encoder: {report.summary()}")
-
-
-def canonical_key(key: str) -> tuple[str, list[str]]:
-    """Strip wrapper prefixes (``module.``, ``vision_model.`` ...) from a key; returns (key, stripped)."""
-    stripped: list[str] = []
-    changed = True
-    while changed:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-                stripped.append(prefix)
-                changed = True
-    return key, stripped
-
-
-class OfficialCheckpointError(ValueError):
-    """The checkpoint file cannot be read as a state dict; names the file and the cause."""
-
-
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a ``.pth``/``.pt``/``.bin`` (torch, weights only) or ``.safetensors`` file into a dict."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"checkpoint {file} does not exist")
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(file)))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise OfficialCheckpointError(f"{file}: not a readable safetensors file ({exc})") from exc
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, refused globals, truncated zips
-        raise OfficialCheckpointError(
-            f"{file}: cannot load with weights_only=True ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(data, Mapping):
-        raise OfficialCheckpointError(f"{file}: expected a state dict, found {type(data).__name__}")
-    return dict(data)
-
-
-def unwrap_state_dict(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Take ``data["model"]`` (or ``"state_dict"``) when the tensors sit under it, else ``data`` itself."""
-    for key in ("model", "state_dict"):
-        inner = data.get(key)
-        if isinstance(inner, Mapping):
-            return dict(inner)
-    return dict(data)
+from megastyle.data import ImageDecodeError, probe_image
+from megastyle.encode.model import StyleEncoder
+from megastyle.encode.state_dict import (
+    LoadReport,
+    OfficialCheckpointError,
+    StateDictLoadError,
+    read_state_dict,
+    unwrap_state_dict,
+)
 
 
 def load_official_encoder(
@@ -122,8 +38,6 @@ def load_official_encoder(
     With ``strict=False`` (the official script's setting) the report lists what did not match; a load
     that placed no tensor at all raises, because it would score with the base model's weights.
     """
-    from megastyle.encode.model import StyleEncoder
-
     encoder = StyleEncoder.from_pretrained(base_model_path)
     state_dict = unwrap_state_dict(read_state_dict(pth_path))
     report = encoder.load_official_state_dict(state_dict, strict=strict, source=str(pth_path))
@@ -132,3 +46,28 @@ def load_official_encoder(
     if device is not None or dtype is not None:
         encoder.to(device=device, dtype=dtype)
     return encoder.eval(), report
+
+
+def open_like_official(path: Path) -> Image.Image:
+    """``Image.open(path).convert("RGB")`` as style_score.py does (no EXIF rotation, alpha dropped), size-guarded."""
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    data = path.read_bytes()
+    try:
+        probe_image(data, item=str(path))  # refuses decompression bombs before decoding
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except ImageDecodeError:
+        raise
+    except Exception as err:  # PIL raises many types on corrupt files
+        raise ImageDecodeError(f"{type(err).__name__}: {err}", item=str(path)) from err
+
+
+__all__ = [
+    "LoadReport",
+    "OfficialCheckpointError",
+    "StateDictLoadError",
+    "load_official_encoder",
+    "open_like_official",
+    "read_state_dict",
+]

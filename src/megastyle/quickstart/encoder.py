@@ -1,4 +1,4 @@
-"""Quickstart stages 2–3: train the tiny MegaStyle-Encoder on the curated data, benchmark retrieval.
+"""Quickstart steps 2–3: train the tiny MegaStyle-Encoder on the curated data, benchmark retrieval.
 
 The benchmark's held-out styles are chosen first and excluded from training, so every number is
 on styles the encoder never saw. The trained encoder is compared with its untrained self (same
@@ -16,6 +16,7 @@ import numpy as np
 from megastyle.bench.baselines import ColorHistogramEmbedder, GramEmbedder
 from megastyle.bench.compare import compare_encoders
 from megastyle.bench.dataset_quality import DatasetQuality, measure_encoders
+from megastyle.bench.encoders import Embedder
 from megastyle.bench.leakage import MatchedLeakage, compare_leakage
 from megastyle.bench.leakage_grid import grid_leakage, render_grid
 from megastyle.bench.report import (
@@ -29,7 +30,7 @@ from megastyle.bench.report import (
     summarise,
     write_retrieval_report,
 )
-from megastyle.bench.retrieval import Embedder, RetrievalBenchmark, build_benchmark, evaluate
+from megastyle.bench.retrieval import RetrievalBenchmark, build_benchmark, evaluate
 from megastyle.curate.generators.base import TextToImageBackend
 from megastyle.data import ShardReader, build_style_index
 from megastyle.encode.model import StyleEncoder
@@ -99,7 +100,7 @@ def heldout_leakage(
 def saved_run_train_config(run: Path, output_dir: Path) -> TrainEncoderConfig:
     """The encoder training config of a saved quickstart run (its dataset, benchmark and settings)."""
     from megastyle.config import load_config
-    from megastyle.quickstart import QuickstartConfig
+    from megastyle.quickstart.config import QuickstartConfig
 
     run_cfg = load_config(QuickstartConfig, run / "config.toml")
     bench_dir = run / "benchmark"

@@ -1,4 +1,4 @@
-"""Quickstart stage 4: style transfer on a tiny random FLUX, so the whole MegaStyle-FLUX path runs offline.
+"""Quickstart step 4: style transfer on a tiny random FLUX, so the whole MegaStyle-FLUX path runs offline.
 
 The transformer, VAE and text encoders are random (built offline through the real diffusers and
 transformers classes); the output shows the path works end to end, not what MegaStyle-FLUX looks
@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from megastyle.bench.transfer import OFFICIAL_CONTENT_PROMPTS
-from megastyle.cli.transfer_commands import TransferConfig, run_transfer
 from megastyle.data import ShardReader
 from megastyle.report.html import Section
 from megastyle.testing import build_tiny_flux_pipeline
+from megastyle.transfer.commands import TransferConfig, run_transfer
+from megastyle.transfer.generate import OFFICIAL_CONTENT_PROMPTS
 
 
 def style_transfer_demo(

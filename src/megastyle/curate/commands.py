@@ -1,22 +1,34 @@
-"""Dataset commands: ``render`` a style × content grid into shards, ``inspect`` shards."""
+"""The curation commands as library functions: ``curate`` (the whole pipeline) and ``render`` (style ×
+content prompt files straight into MegaStyle-layout shards).
+
+Each command is a typed config and a ``run_*`` function; ``megastyle.cli`` only registers them.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import typer
 from pydantic import Field
 from rich.console import Console
-from rich.table import Table
 
-from megastyle.cli.common import config_command
 from megastyle.config import CommandConfig, ConfigError
+from megastyle.curate.config import CurateConfig
 
 console = Console()
 
 
+def run_curate_command(cfg: CurateConfig) -> dict[str, Any]:
+    """Run (or resume) the pipeline; a run folder it must not touch is a ConfigError."""
+    from megastyle.curate.pipeline import CurateStateError, run_curate
+
+    try:
+        return run_curate(cfg)
+    except CurateStateError as err:
+        raise ConfigError(str(err)) from err
+
+
+# ----- megastyle render ---------------------------------------------------------------------------
 class RenderConfig(CommandConfig):
     """Render every style prompt with N content prompts into MegaStyle-layout shards."""
 
@@ -41,16 +53,8 @@ class RenderConfig(CommandConfig):
     row_group_size: int = Field(100, ge=1, description="Rows per Parquet row group.")
 
 
-class InspectConfig(CommandConfig):
-    """Summarise a folder of shards (ours or the official release's)."""
-
-    toml_section: ClassVar[str] = "inspect"
-
-    path: Path = Field(Path("runs/quickstart/dataset"), description="Folder of Parquet shards.")
-    verify_images: bool = Field(False, description="Decode every image and report the bad ones.")
-
-
 def _read_lines(path: Path, what: str) -> list[str]:
+    """The non-empty lines of a prompt file."""
     if not path.is_file():
         raise ConfigError(f"{what} file {path} does not exist")
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
@@ -89,48 +93,4 @@ def run_render(cfg: RenderConfig) -> None:
     console.print(
         f"{summary.written} rows in {cfg.output_dir} ({summary.shards_written} shards written, "
         f"{summary.shards_skipped} reused, {summary.rejected} rejected) by '{summary.backend}'"
-    )
-
-
-def run_inspect(cfg: InspectConfig) -> None:
-    """Print shard, row, style and backend counts; optionally decode every image."""
-    from megastyle.data import ShardReader, decode_image
-
-    reader = ShardReader(cfg.path)
-    styles: Counter[str] = Counter()
-    backends: Counter[str] = Counter()
-    bad: list[tuple[str, str]] = []
-    for record in reader:
-        styles[record.style] += 1
-        backends[record.backend or "unknown"] += 1
-        if cfg.verify_images:
-            try:
-                decode_image(record.image, item=record.id)
-            except ValueError as err:
-                bad.append((record.id, str(err)))
-    table = Table(title=str(cfg.path))
-    table.add_column("item")
-    table.add_column("value", justify="right")
-    table.add_row("shards", str(len(reader.shards)))
-    table.add_row("rows", str(len(reader)))
-    table.add_row("styles", str(len(styles)))
-    table.add_row(
-        "rows per style (min/max)", f"{min(styles.values(), default=0)}/{max(styles.values(), default=0)}"
-    )
-    for name, count in backends.most_common():
-        table.add_row(f"backend {name}", str(count))
-    if cfg.verify_images:
-        table.add_row("undecodable images", str(len(bad)))
-    console.print(table)
-    for item, cause in bad[:20]:
-        console.print(f"[red]{item}[/red]: {cause}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the dataset commands to ``app``."""
-    config_command(app, "render", RenderConfig, "Render style × content prompts into MegaStyle shards.")(
-        run_render
-    )
-    config_command(app, "inspect", InspectConfig, "Summarise a folder of MegaStyle-layout shards.")(
-        run_inspect
     )

@@ -1,0 +1,61 @@
+"""MegaStyle-FLUX from local files: a FLUX.1 pipeline folder (diffusers layout), an optional LoRA (official
+kohya or ours), the dtype for the device. Load problems are ``ConfigError``s naming the file and the cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+
+from megastyle.config import ConfigError
+
+console = Console()
+
+DType = Literal["auto", "bf16", "fp16", "fp32"]
+
+
+def resolve_dtype(name: DType, device: str) -> Any:
+    """'auto' → bf16 on CUDA, fp32 elsewhere."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def load_pipeline(
+    model: Path | None, lora: Path | None, lora_scale: float, dtype: Any, device: str
+) -> tuple[Any, dict[str, Any] | None]:
+    """``MegaStyleFluxPipeline`` from a local folder, optionally with a LoRA → (pipeline, LoRA report or None)."""
+    from megastyle.transfer.pipeline import MegaStyleFluxPipeline
+
+    if model is None or not model.is_dir():
+        raise ConfigError(f"set --model to a local FLUX pipeline folder (got {model})")
+    try:
+        pipe = MegaStyleFluxPipeline.from_pretrained(model, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load a FLUX pipeline from {model}: {err}") from err
+    report = None
+    if lora is not None:
+        from megastyle.transfer.lora import load_megastyle_lora
+
+        if not lora.is_file():
+            raise ConfigError(f"LoRA file {lora} does not exist")
+        try:
+            loaded = load_megastyle_lora(pipe, lora, scale=lora_scale)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"cannot load LoRA {lora}: {err}") from err
+        report = {"path": str(lora), "scale": lora_scale, "placed_keys": len(loaded.placed),
+                  "modules": len(loaded.modules), "unplaced": dict(loaded.unplaced)}  # fmt: skip
+        for key, why in list(loaded.unplaced.items())[:10]:
+            console.print(f"[yellow]LoRA key not placed[/yellow] {key}: {why}")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device), report
+
+
+def check_size(pipe: Any, size: int) -> None:
+    """Refuse a size the pipeline cannot pack into tokens (a multiple of 2 × the VAE scale factor)."""
+    multiple = 2 * int(pipe.vae_scale_factor)
+    if size % multiple:
+        raise ConfigError(f"size {size} must be a multiple of {multiple} (2 × the VAE scale factor)")
