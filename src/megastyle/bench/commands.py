@@ -101,7 +101,14 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
             f"paired_encoder {cfg.paired_encoder!r} is not one of the encoders: {', '.join(encoders)}"
         )
     results = [
-        evaluate(benchmark, encoders, ks=cfg.ks, batch_size=cfg.batch_size, standard_map=cfg.standard_map)
+        evaluate(
+            benchmark,
+            encoders,
+            ks=cfg.ks,
+            batch_size=cfg.batch_size,
+            standard_map=cfg.standard_map,
+            progress=True,
+        )
         for benchmark in benchmarks
     ]
     files = write_retrieval_report(
@@ -188,6 +195,7 @@ def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
                 max_pairs=cfg.max_pairs,
                 seed=cfg.seed,
                 batch_size=cfg.batch_size,
+                progress=True,
             )
         except (FileNotFoundError, ValueError) as err:
             raise ConfigError(f"{spec.name}: {err}") from err

@@ -38,6 +38,7 @@ from megastyle.bench.leakage import (
     two_way_auc_interval,
 )
 from megastyle.data import Reject, ShardReader, build_style_index, decode_image
+from megastyle.progress import step
 
 
 @dataclass
@@ -197,17 +198,24 @@ def measure_encoders(
     max_pairs: int = 200_000,
     seed: int = 0,
     batch_size: int = 32,
+    progress: bool = False,
 ) -> tuple[dict[str, DatasetQuality], dict[str, MatchedLeakage]]:
     """Dataset quality and matched leakage of each encoder on the same images, so on the same pairs."""
     qualities, matched = {}, {}
     for name, embedder in encoders.items():
-        embeddings = np.asarray(embedder.embed_images(images, batch_size=batch_size), dtype=np.float32)
-        matched[name] = matched_leakage(
-            embeddings, style_labels, content_labels, max_pairs=max_pairs, seed=seed
-        )
-        qualities[name] = dataset_quality(
-            embeddings, style_labels, content_labels, max_pairs=max_pairs, seed=seed, matched=matched[name]
-        )
+        with step(f"dataset quality: {name} on {len(images)} images", enabled=progress):
+            embeddings = np.asarray(embedder.embed_images(images, batch_size=batch_size), dtype=np.float32)
+            matched[name] = matched_leakage(
+                embeddings, style_labels, content_labels, max_pairs=max_pairs, seed=seed
+            )
+            qualities[name] = dataset_quality(
+                embeddings,
+                style_labels,
+                content_labels,
+                max_pairs=max_pairs,
+                seed=seed,
+                matched=matched[name],
+            )
     return qualities, matched
 
 

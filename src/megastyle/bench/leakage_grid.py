@@ -23,6 +23,7 @@ from megastyle.bench.dataset_quality import DatasetQuality, measure_encoders
 from megastyle.bench.encoders import Embedder
 from megastyle.bench.leakage import MatchedLeakage
 from megastyle.curate.generators.base import GenerationRequest, TextToImageBackend
+from megastyle.progress import track
 from megastyle.prompts.vocabulary import stable_hash
 
 
@@ -65,13 +66,12 @@ def render_grid(
     progress: bool = False,
 ) -> LeakageGrid:
     """Render every style with every content through ``backend``, in batches."""
-    from tqdm import tqdm
-
     requests = grid_requests(styles, contents, size=size, seed=seed)
     images: list[Image.Image] = []
-    starts = range(0, len(requests), batch_size)
-    for start in tqdm(starts, desc="leakage grid", unit="batch", disable=not progress):
-        images.extend(backend.generate(requests[start : start + batch_size]))
+    with track("leakage grid: render", len(requests), enabled=progress) as bar:
+        for start in range(0, len(requests), batch_size):
+            images.extend(backend.generate(requests[start : start + batch_size]))
+            bar.advance(len(requests[start : start + batch_size]))
     if len(images) != len(requests):
         raise RuntimeError(
             f"{type(backend).__name__} returned {len(images)} images for {len(requests)} requests"
@@ -81,9 +81,14 @@ def render_grid(
 
 
 def grid_leakage(
-    grid: LeakageGrid, encoders: Mapping[str, Embedder], *, seed: int = 0, batch_size: int = 32
+    grid: LeakageGrid,
+    encoders: Mapping[str, Embedder],
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
 ) -> tuple[dict[str, DatasetQuality], dict[str, MatchedLeakage]]:
     """Dataset quality (with the global AUC) and matched leakage of each encoder on the grid."""
     return measure_encoders(
-        grid.images, grid.styles, grid.contents, encoders, seed=seed, batch_size=batch_size
+        grid.images, grid.styles, grid.contents, encoders, seed=seed, batch_size=batch_size, progress=progress
     )

@@ -32,6 +32,7 @@ from megastyle.bench.encoders import Embedder
 from megastyle.bench.metrics import RetrievalScores, evaluate_embeddings
 from megastyle.data import Reject, ShardReader, StyleIndex, build_style_index, decode_image
 from megastyle.data.neighbours import TopK, topk_search
+from megastyle.progress import step
 
 FORMAT = "megastyle_style_retrieval"
 FORMAT_VERSION = 1
@@ -457,6 +458,7 @@ def evaluate(
     read_batch: int = 512,
     standard_map: bool = True,
     keep_top: int = 10,
+    progress: bool = False,
 ) -> RetrievalResult:
     """Embed queries and gallery once per encoder and score them; undecodable rows are skipped and listed."""
     if not encoders:
@@ -468,35 +470,38 @@ def evaluate(
     runs: dict[str, EncoderRun] = {}
     keep: np.ndarray | None = None
     for name, embedder in encoders.items():
-        started = time.perf_counter()
-        parts: list[np.ndarray] = []
-        ok = np.zeros(len(items), dtype=bool)
-        for start in range(0, len(items), read_batch):
-            if cached:
-                batch = images[start : start + read_batch]
-            else:
-                batch, batch_rejects = _decode_all(benchmark, items[start : start + read_batch])
-                if keep is None:
-                    rejects.extend(batch_rejects)
-            good = [i for i, image in enumerate(batch) if image is not None]
-            ok[[start + i for i in good]] = True
-            if good:
-                decoded = [image for image in batch if image is not None]
-                parts.append(_embed(embedder, decoded, batch_size, name))
-        keep = ok
-        embeddings = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
-        kept = [item for item, flag in zip(items, ok, strict=True) if flag]
-        is_query = np.array([item.role == "query" for item in kept], dtype=bool)
-        if is_query.all() or not is_query.any():
-            raise ValueError(
-                f"after skipping {len(rejects)} undecodable rows, no queries or no gallery remain"
+        with step(f"retrieval: {name} on {len(items)} images", enabled=progress):
+            started = time.perf_counter()
+            parts: list[np.ndarray] = []
+            ok = np.zeros(len(items), dtype=bool)
+            for start in range(0, len(items), read_batch):
+                if cached:
+                    batch = images[start : start + read_batch]
+                else:
+                    batch, batch_rejects = _decode_all(benchmark, items[start : start + read_batch])
+                    if keep is None:
+                        rejects.extend(batch_rejects)
+                good = [i for i, image in enumerate(batch) if image is not None]
+                ok[[start + i for i in good]] = True
+                if good:
+                    decoded = [image for image in batch if image is not None]
+                    parts.append(_embed(embedder, decoded, batch_size, name))
+            keep = ok
+            embeddings = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
+            kept = [item for item, flag in zip(items, ok, strict=True) if flag]
+            is_query = np.array([item.role == "query" for item in kept], dtype=bool)
+            if is_query.all() or not is_query.any():
+                raise ValueError(
+                    f"after skipping {len(rejects)} undecodable rows, no queries or no gallery remain"
+                )
+            queries, gallery = embeddings[is_query], embeddings[~is_query]
+            q_labels = [item.label for item in kept if item.role == "query"]
+            g_labels = [item.label for item in kept if item.role == "gallery"]
+            scores = evaluate_embeddings(queries, gallery, q_labels, g_labels, ks, standard_map=standard_map)
+            top = topk_search(queries, gallery, keep_top)
+            runs[name] = EncoderRun(
+                name, scores, top, int(embeddings.shape[1]), time.perf_counter() - started
             )
-        queries, gallery = embeddings[is_query], embeddings[~is_query]
-        q_labels = [item.label for item in kept if item.role == "query"]
-        g_labels = [item.label for item in kept if item.role == "gallery"]
-        scores = evaluate_embeddings(queries, gallery, q_labels, g_labels, ks, standard_map=standard_map)
-        top = topk_search(queries, gallery, keep_top)
-        runs[name] = EncoderRun(name, scores, top, int(embeddings.shape[1]), time.perf_counter() - started)
     assert keep is not None
     kept = [item for item, flag in zip(items, keep, strict=True) if flag]
     summary = {

@@ -31,6 +31,7 @@ from megastyle.encode.commands import (
     run_train_encoder,
 )
 from megastyle.encode.train_config import TrainEncoderConfig
+from megastyle.progress import configure_logging
 from megastyle.quickstart.config import QuickstartConfig
 from megastyle.transfer.commands import TransferConfig, run_train_transfer, run_transfer
 from megastyle.transfer.train_config import TrainTransferConfig
@@ -107,6 +108,7 @@ def score_command(
 
 def main() -> None:
     """Console-script entry point."""
+    configure_logging()  # progress lines on stderr when it is not a terminal (CI logs, redirected runs)
     app()
 
 

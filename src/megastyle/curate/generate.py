@@ -15,8 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from megastyle.curate.combine import combine_prompts
 from megastyle.curate.executor import Engine, LocalEngine, WorkerSpec, map_parts
 from megastyle.curate.generators import GenerationRequest, TextToImageBackend, load_backend
@@ -30,6 +28,7 @@ from megastyle.data import (
     shard_name,
     write_shard,
 )
+from megastyle.progress import track
 from megastyle.prompts import read_style_text
 from megastyle.prompts.vocabulary import stable_hash
 
@@ -179,11 +178,9 @@ def run_generate(
     engine = engine or LocalEngine(workers)
     stage = partial(render_stage, size=size)
     factory = partial(load_backend, backend, **options)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
-        task = progress.add_task(f"generate [{backend}]", total=len(plan))
-        progress.advance(task, len(plan) - sum(len(rows) for _, rows in todo))
-        done = map_parts(engine, stage, todo, batch_size, factory, lambda n: progress.advance(task, n), spec)
+    done_before = len(plan) - sum(len(rows) for _, rows in todo)
+    with track(f"generate [{backend}]", len(plan), enabled=show_progress, completed=done_before) as progress:
+        done = map_parts(engine, stage, todo, batch_size, factory, progress.advance, spec)
         for index, results in done:
             records = [record for batch_records, _ in results for record in batch_records]
             shard_rejects = [reject for _, batch_rejects in results for reject in batch_rejects]

@@ -22,6 +22,7 @@ from megastyle.curate.runstate import StageDir, fingerprint, read_rejects, write
 from megastyle.curate.stages import balance, caption, combine, dedup, filter, generate, ingest, write
 from megastyle.curate.stages.base import CurateStateError, RunContext, Stage, console, section_payload
 from megastyle.data import atomic_write_json, atomic_write_text
+from megastyle.progress import step
 
 STAGES: tuple[Stage, ...] = (
     ingest.STAGE,
@@ -53,10 +54,10 @@ def _run_stage(ctx: RunContext, stage: Stage, upstream_key: str | None) -> Stage
         ctx.stats[stage.name] = stage_dir.stats()
         return stage_dir
     stage_dir.prepare()
-    if stage.draws_progress or not ctx.cfg.progress:
+    if stage.draws_progress:
         result = stage.run(ctx, stage_dir)
     else:
-        with console.status(f"curate: {stage.name} ({ctx.engine.name} engine)"):
+        with step(f"curate: {stage.name} ({ctx.engine.name} engine)", enabled=ctx.cfg.progress):
             result = stage.run(ctx, stage_dir)
     write_rejects(stage_dir.rejects_path(), result.rejects)
     ctx.stats[stage.name] = stage_dir.finish(result.stats)["stats"]

@@ -29,7 +29,6 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
-from tqdm.auto import tqdm
 
 from megastyle.data import (
     IMAGE_EXTENSIONS,
@@ -43,6 +42,7 @@ from megastyle.data import (
     parse_id,
 )
 from megastyle.encode.model import StyleEncoder
+from megastyle.progress import track
 
 _META_KEY = "megastyle"
 _SIDECAR_SCHEMA = pa.schema(
@@ -305,30 +305,29 @@ def embed_collection(
     reader = ShardReader(Path(source)) if any(i.row is not None for i in items) else None
     pool = ThreadPoolExecutor(workers) if workers > 0 else None
     written = reused = 0
-    bar = tqdm(total=len(items), desc="embed", unit="img", disable=not progress)
     try:
-        for start in range(0, len(items), chunk_size):
-            chunk_path = chunk_dir / f"chunk-{start // chunk_size:06d}.safetensors"
-            chunk = items[start : start + chunk_size]
-            if chunk_path.is_file() and rejects_path(chunk_path).is_file():
-                reused += 1
-                bar.update(len(chunk))
-                continue
-            parts: list[np.ndarray] = []
-            good: list[EmbedItem] = []
-            rejects: list[dict[str, str]] = []
-            for i in range(0, len(chunk), batch_size):
-                emb, ok, bad = embed_batch(encoder, chunk[i : i + batch_size], reader=reader, pool=pool)
-                parts.append(emb)
-                good.extend(ok)
-                rejects.extend(bad)
-                bar.update(len(chunk[i : i + batch_size]))
-            embeddings = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
-            # The rejects file is written last: its presence marks the chunk complete.
-            EmbeddingSet(embeddings, good, rejects=rejects).save(chunk_path)
-            written += 1
+        with track("embed", len(items), enabled=progress) as bar:
+            for start in range(0, len(items), chunk_size):
+                chunk_path = chunk_dir / f"chunk-{start // chunk_size:06d}.safetensors"
+                chunk = items[start : start + chunk_size]
+                if chunk_path.is_file() and rejects_path(chunk_path).is_file():
+                    reused += 1
+                    bar.advance(len(chunk))
+                    continue
+                parts: list[np.ndarray] = []
+                good: list[EmbedItem] = []
+                rejects: list[dict[str, str]] = []
+                for i in range(0, len(chunk), batch_size):
+                    emb, ok, bad = embed_batch(encoder, chunk[i : i + batch_size], reader=reader, pool=pool)
+                    parts.append(emb)
+                    good.extend(ok)
+                    rejects.extend(bad)
+                    bar.advance(len(chunk[i : i + batch_size]))
+                embeddings = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
+                # The rejects file is written last: its presence marks the chunk complete.
+                EmbeddingSet(embeddings, good, rejects=rejects).save(chunk_path)
+                written += 1
     finally:
-        bar.close()
         encoder.train(was_training)
         if pool is not None:
             pool.shutdown()

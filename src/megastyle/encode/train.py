@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from megastyle.checkpoints import check_resume_key
 from megastyle.config import ConfigError
@@ -54,6 +53,7 @@ from megastyle.encode.model import StyleEncoder
 from megastyle.encode.sampler import PKBatchSampler
 from megastyle.encode.text_side import TextBank, TextTower, build_text_bank, load_text_tower
 from megastyle.encode.train_config import TrainEncoderConfig
+from megastyle.progress import track
 
 LOG_NAME = "train_log.jsonl"
 HELDOUT_NAME = "heldout_styles.json"
@@ -352,9 +352,8 @@ class SSCLTrainer:
         if self.step == 0:
             self.evaluate()
         last_loss: float | None = None
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, disable=not (cfg.progress and self.is_main)) as progress:
-            task = progress.add_task("train-encoder", total=self.total_steps, completed=self.step)
+        enabled = cfg.progress and self.is_main
+        with track("train-encoder", self.total_steps, enabled=enabled, completed=self.step) as progress:
             while self.step < self.total_steps:
                 # Consumed-batch position, not the sampler's own: the loader prefetches ahead.
                 self.sampler.load_state_dict(
@@ -374,9 +373,7 @@ class SSCLTrainer:
                     last_loss = float(output.loss.detach())
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                         self._log_step(output, grad_norm, (time.perf_counter() - started) / cfg.log_every)
-                    progress.update(
-                        task, completed=self.step, description=f"train-encoder loss {last_loss:.3f}"
-                    )
+                    progress.update(self.step, note=f"loss {last_loss:.3f}")
                     mid_run = self.step < self.total_steps
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and mid_run:
                         self.evaluate()

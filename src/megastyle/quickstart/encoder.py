@@ -21,11 +21,9 @@ from megastyle.bench.leakage import MatchedLeakage, compare_leakage
 from megastyle.bench.leakage_grid import grid_leakage, render_grid
 from megastyle.bench.report import (
     LEAKAGE_COLUMNS,
-    PAIRED_COLUMNS,
     format_interval,
     leakage_cells,
     leakage_paired_table,
-    paired_cells,
     quality_table,
     summarise,
     write_retrieval_report,
@@ -36,6 +34,7 @@ from megastyle.data import ShardReader, build_style_index
 from megastyle.encode.model import StyleEncoder
 from megastyle.encode.train import build_encoder, train_encoder
 from megastyle.encode.train_config import TinyTowerConfig, TrainEncoderConfig
+from megastyle.progress import step
 from megastyle.report.html import Section
 
 TRAINED = "megastyle-tiny (SSCL)"
@@ -168,7 +167,8 @@ def train_and_benchmark(
         crop_grid=crop_grid,
         progress=progress,
     )
-    trained = train_encoder(train_cfg)
+    with step("encoder: train the tiny tower (SSCL)", enabled=progress):
+        trained = train_encoder(train_cfg)
     caption_dir, caption_steps = None, 0
     if caption_comparator:
         # The same tower trained CLIP-style on each image's full prompt (content and style):
@@ -177,15 +177,18 @@ def train_and_benchmark(
             update={"output_dir": out / "encoder_caption", "text_target": "caption", "supcon_weight": 0.0,
                     "siglip_weight": 1.0, "epochs": caption_epochs or epochs}
         )  # fmt: skip
-        caption_run = train_encoder(caption_cfg)
+        with step("encoder: train the caption-trained comparator", enabled=progress):
+            caption_run = train_encoder(caption_cfg)
         caption_dir, caption_steps = caption_run.encoder_dir, caption_run.steps
     encoders = quickstart_encoders(train_cfg, trained.encoder_dir, caption_dir)
-    result = evaluate(benchmark, encoders, ks=(1, 10, 100))
+    with step(f"benchmark: retrieval on {len(benchmark.queries)} held-out queries", enabled=progress):
+        result = evaluate(benchmark, encoders, ks=(1, 10, 100))
     files = write_retrieval_report([result], [benchmark], out / "retrieval")
     paired = compare_encoders(result)  # the trained encoder minus each other one, as the report prints it
 
     # Content leakage on the held-out images: same-content/different-style pairs vs other pairs.
-    qualities, matched = heldout_leakage(benchmark, encoders, seed)
+    with step("benchmark: content leakage on the held-out images", enabled=progress):
+        qualities, matched = heldout_leakage(benchmark, encoders, seed)
     leakage = {}
     for name, quality in qualities.items():
         leakage[name] = {
@@ -218,66 +221,43 @@ def train_and_benchmark(
         "leakage": leakage,
         "leakage_paired": [d.as_dict() for d in leakage_paired],
     }
-    section = Section("2. MegaStyle-Encoder and 3. StyleRetrieval benchmark").text(
-        f"A tiny SigLIP-architecture vision tower trained from scratch with SSCL (SupCon over style labels + "
-        f"SigLIP image–text loss against the style prompts embedded by the packaged MiniLM) for {trained.steps} "
-        f"steps on the curated dataset, without the {len(benchmark.heldout_styles)} held-out styles. Retrieval "
-        f"on those held-out styles: {len(benchmark.queries)} queries against a gallery of {len(benchmark.gallery)}."
-        + (
-            f" 'same tower, caption-trained' is the same tower trained CLIP-style ({caption_steps} steps) on each image's "
-            "full prompt (content and style): what a style encoder built on a caption-trained model starts "
-            "from. Content leakage: the AUC of same-content pairs of different styles against other "
-            "different-style pairs (0.5 = none), with a 95% interval from resampling contents."
-            if caption_comparator
-            else ""
-        )
+    section = encoder_section(
+        summary,
+        benchmark,
+        trained_steps=trained.steps,
+        caption_steps=caption_steps if caption_comparator else 0,
     )
-    metrics = list(next(iter(table.values())).keys())
-    section.table(
-        ["encoder", *metrics], [(name, *(vals[m] for m in metrics)) for name, vals in table.items()]
+    section.image(files["plot"], out, "Recall@k and mAP@k of each encoder on the held-out styles.", width=720)
+    grid = files.get(f"grid:{TRAINED}")
+    if grid is not None:
+        section.image(
+            grid, out, "Held-out queries (blue frame) and the trained encoder's top results (green: same style).",
+            width=900,
+        )  # fmt: skip
+    section.heading("Content leakage")
+    section.text(
+        "Content leakage asks whether two images of different styles score as similar because they show the same "
+        "content. Matched AUC compares each same-content pair only with pairs of the same two styles that do not "
+        "share a content, so how alike two styles look cancels out: 0.5 means no leakage, higher means leakage."
     )
     section.table(
+        ["encoder", "matched AUC (held-out images)", "95% interval", "intra-style consistency", "inter-style diversity"],
         [
-            "encoder",
-            "intra-style consistency",
-            "inter-style diversity",
-            "content leakage AUC (0.5 = none)",
-            "AUC 95% interval",
-            "matched AUC",
-            "matched 95% interval",
-        ],
-        [
-            (
-                name,
-                v["intra_style_consistency"],
-                v["inter_style_diversity"],
-                v["content_leakage_auc"],
-                format_interval(v["content_leakage_auc_ci95"]),
-                v["content_leakage_matched_auc"],
-                format_interval(v["content_leakage_matched_auc_ci95"]),
-            )
+            (name, v["content_leakage_matched_auc"], format_interval(v["content_leakage_matched_auc_ci95"]),
+             v["intra_style_consistency"], v["inter_style_diversity"])
             for name, v in leakage.items()
         ],
-    )
+        caption="On the benchmark's own held-out images (each style has few contents, so these intervals are "
+        "wide). Consistency: mean cosine within a style; diversity: 1 minus the mean cosine across styles.",
+    )  # fmt: skip
     if leakage_paired:
-        section.text(
-            "Matched leakage compares each same-content pair only with pairs of the same two styles that do "
-            "not share the content, so how alike two styles look cancels out. The trained encoder's matched "
-            f"leakage minus each other encoder's, over the same {leakage_paired[0].pairs} pairs (negative: "
-            f"it leaks less); the 95% interval resamples the {leakage_paired[0].contents} contents and the "
-            f"{leakage_paired[0].styles} styles together."
+        section.table(
+            LEAKAGE_COLUMNS,
+            [leakage_cells(d) for d in leakage_paired],
+            caption=f"The trained encoder's matched leakage minus each other encoder's over the same "
+            f"{leakage_paired[0].pairs} same-content pairs: negative means it leaks less; the interval resamples "
+            "contents and styles together; less/more counts the pairs where it scores lower/higher.",
         )
-        section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in leakage_paired])
-    section.text(
-        f"The trained encoder minus each other encoder over the same {len(benchmark.queries)} queries; the 95% "
-        f"interval resamples the {len(benchmark.heldout_styles)} held-out styles (one query moves Recall@1 by "
-        f"{1 / max(1, len(benchmark.queries)):.4f})."
-    )
-    section.table(PAIRED_COLUMNS, [paired_cells(d) for d in paired])
-    section.image(files["plot"], out, "Recall@k and mAP@k per encoder on held-out styles.")
-    grid = files.get("grid:megastyle-tiny (SSCL)")
-    if grid is not None:
-        section.image(grid, out, "Queries (blue) and the trained encoder's top results (green: same style).")
     if grid_backend is not None:
         summary["leakage_grid"] = grid_leakage_report(
             benchmark, encoders, grid_backend, dataset_dir, out, section, size=grid_image_size, seed=seed,
@@ -309,7 +289,8 @@ def grid_leakage_report(
     """Render held-out styles × the dataset's contents, measure each encoder's leakage, print and report it."""
     styles, contents = grid_prompts(benchmark, dataset_dir)
     grid = render_grid(backend, styles, contents, size=size, seed=seed, progress=progress)
-    qualities, matched = grid_leakage(grid, encoders, seed=seed)
+    with step(f"benchmark: content leakage on the {len(grid.images)}-image grid", enabled=progress):
+        qualities, matched = grid_leakage(grid, encoders, seed=seed, progress=progress)
     # One content (or one encoder) leaves nothing to compare: the tables say so by their absence.
     paired = compare_leakage(matched)
     quality_table(qualities)
@@ -325,13 +306,11 @@ def grid_leakage_report(
         "paired": [d.as_dict() for d in paired],
     }
     (out / "retrieval" / "leakage_grid.json").write_text(json.dumps(summary, indent=2))
+    section.heading("Controlled leakage grid")
     section.text(
-        f"Controlled leakage test: each of the {len(styles)} held-out styles rendered with each of the "
-        f"{len(contents)} content prompts ({len(grid.images)} images, backend '{getattr(backend, 'name', '?')}'), "
-        f"so every pair of styles shares every content ({len(matched[TRAINED].values)} same-content pairs). "
-        "Matched AUC "
-        "(0.5 = no leakage) and the trained encoder minus each other encoder; intervals resample contents "
-        "and styles together."
+        f"Each of the {len(styles)} held-out styles rendered with each of the {len(contents)} content prompts "
+        f"({len(grid.images)} images, backend '{getattr(backend, 'name', '?')}'), so every pair of styles shares "
+        f"every content: {len(matched[TRAINED].values)} same-content pairs, far more than the held-out images give."
     )
     section.table(
         ["encoder", "matched AUC", "95% interval", "global AUC", "95% interval"],
@@ -347,5 +326,55 @@ def grid_leakage_report(
         ],
     )
     if paired:
-        section.table(LEAKAGE_COLUMNS, [leakage_cells(d) for d in paired])
+        section.table(
+            LEAKAGE_COLUMNS,
+            [leakage_cells(d) for d in paired],
+            caption="The trained encoder's matched leakage on the grid minus each other encoder's, pair by pair "
+            "(negative: it leaks less; the interval resamples contents and styles together).",
+        )
     return summary
+
+
+def encoder_section(
+    summary: dict[str, Any], benchmark: RetrievalBenchmark, *, trained_steps: int, caption_steps: int
+) -> Section:
+    """What was trained, the retrieval table and the paired comparison, each with a plain sentence."""
+    section = Section("2. Encoder and style retrieval").text(
+        f"A tiny SigLIP-architecture vision tower trained from scratch for {trained_steps} steps with SSCL: "
+        "SupCon over style labels plus the SigLIP image–text loss against the style prompts, embedded by the "
+        f"packaged MiniLM. It never saw the {len(benchmark.heldout_styles)} held-out styles; the benchmark asks "
+        f"it to find, for each of {len(benchmark.queries)} held-out queries, images of the same style among "
+        f"{len(benchmark.gallery)} gallery images. It is compared with the same tower untrained, two "
+        "training-free baselines (colour histogram, Gram matrices of a random conv net)"
+        + (
+            f" and the same tower trained CLIP-style on full prompts ({caption_steps} steps), which shows what "
+            "content leakage looks like."
+            if caption_steps
+            else "."
+        )
+    )
+    table = summary["retrieval"]
+    metrics = ["recall@1", "recall@10", "map@10", "mAP"]
+    section.table(
+        ["encoder", "Recall@1", "Recall@10", "mAP@10", "mAP"],
+        [(name, *(vals.get(m) for m in metrics)) for name, vals in table.items()],
+        caption="Recall@k: share of queries with a same-style image in their top k. mAP@k (CSD's definition): "
+        "the mean precision over the first k results. mAP: standard mean average precision over the whole "
+        "ranking. Higher is better.",
+    )
+    # mAP@1 is Recall@1 (one result, relevant or not): the comparison is named for what a reader knows.
+    names = {"map@1": "Recall@1", "map@10": "mAP@10", "mAP": "mAP"}
+    paired = [d for d in summary["paired"] if d["metric"] in names]
+    queries = len(benchmark.queries)
+    section.table(
+        ["against", "metric", "difference", "95% interval", "better / worse queries"],
+        [
+            (d["other"], names[d["metric"]], f"{d['difference']:+.3f}",
+             format_interval(d["ci95"], signed=True), f"{d['better']} / {d['worse']}")
+            for d in paired
+        ],
+        caption=f"The trained encoder minus each other encoder, query by query: an interval that excludes 0 is a "
+        f"difference this benchmark can measure; one query moves Recall@1 by {1 / max(1, queries):.3f}, so small "
+        "runs give wide intervals (the study preset's 800 styles are in docs/results.md).",
+    )  # fmt: skip
+    return section

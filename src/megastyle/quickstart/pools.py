@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from megastyle.curate.generators import GenerationRequest, load_backend
+from megastyle.progress import track
 from megastyle.prompts import (
     parse_style_prompt,
     read_style_text,
@@ -84,6 +85,7 @@ def make_procedural_pools(
     size: int = 192,
     plant_bad_items: bool = True,
     palette_family_size: int = 1,
+    progress: bool = False,
 ) -> SyntheticPools:
     """Write ``root/style_pool`` and ``root/content_pool`` image folders with sidecar captions."""
     root = Path(root)
@@ -95,20 +97,24 @@ def make_procedural_pools(
     styles = share_palettes(styles, palette_family_size)
     contents = sample_content_prompts(max(num_style_images, num_content_images), seed=seed + 12)
     pools = (("style_pool", num_style_images), ("content_pool", num_content_images))
-    for name, count in pools:
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            image_path = folder / f"{name}_{i:05d}.png"
-            if image_path.exists():
-                continue
-            style = styles[i % len(styles)] if name == "style_pool" else rng.choice(styles)
-            content = contents[i % len(contents)]
-            (image,) = backend.generate(
-                [GenerationRequest(style, content, seed=seed * 100_003 + i, size=size)]
-            )
-            image_path.with_suffix(".txt").write_text(_alt_text(style, content, rng) + "\n")
-            image.save(image_path, format="PNG")
+    with track("pools: render", num_style_images + num_content_images, enabled=progress) as bar:
+        for name, count in pools:
+            folder = root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                bar.advance()
+                image_path = folder / f"{name}_{i:05d}.png"
+                # Draw from the rng for every item, so a resumed pool matches a fresh one.
+                style = styles[i % len(styles)] if name == "style_pool" else rng.choice(styles)
+                content = contents[i % len(contents)]
+                alt_text = _alt_text(style, content, rng)
+                if image_path.exists():
+                    continue
+                (image,) = backend.generate(
+                    [GenerationRequest(style, content, seed=seed * 100_003 + i, size=size)]
+                )
+                image_path.with_suffix(".txt").write_text(alt_text + "\n")
+                image.save(image_path, format="PNG")
     planted = 0
     if plant_bad_items:
         # One undecodable image and one image whose caption is empty: both must end as rejects.

@@ -1,39 +1,83 @@
-"""``megastyle quickstart``: the main job end to end on the embedded offline backends."""
+"""``megastyle quickstart``: the main job end to end on the embedded offline backends.
+
+Offline pools → ``curate`` → the tiny encoder trained on all but the held-out styles and benchmarked
+→ style transfer on a tiny untrained FLUX → ``report.html``. Every step logs to ``quickstart.log``
+in the run folder, and to stderr when stderr is not a terminal.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from megastyle.curate.pipeline import run_curate
-from megastyle.data import ShardReader
+from megastyle.data import ShardReader, atomic_write_text
+from megastyle.progress import configure_logging, log, remove_handlers, step
 from megastyle.quickstart.config import QuickstartConfig
 from megastyle.quickstart.pools import make_procedural_pools
-from megastyle.report.html import Section, write_report
+from megastyle.quickstart.report import write_quickstart_report
 
 console = Console(stderr=True)
+LOG_NAME = "quickstart.log"
 
 
-def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
-    """Make offline pools, curate a style dataset from them, and write the report."""
+def plan_text(cfg: QuickstartConfig) -> str:
+    """What the run is about to do, and roughly how long it takes (said before it starts)."""
+    held_out = max(1, round(cfg.num_styles * cfg.holdout_fraction))
+    steps = [
+        f"1. pools: render {cfg.style_pool_images} style and {cfg.content_pool_images} content images offline",
+        f"2. curate: caption, dedup, balance to {cfg.num_styles} styles × {cfg.contents_per_style} contents, "
+        f"render {cfg.num_styles * cfg.contents_per_style} images with '{cfg.backend}'",
+    ]
+    if cfg.train_encoder:
+        steps.append(
+            f"3. encoder: hold out {held_out} styles, train the tiny encoder {cfg.encoder_epochs} epochs on the "
+            "rest, benchmark retrieval and content leakage against training-free baselines"
+        )
+    if cfg.style_transfer:
+        steps.append("4. transfer: the official three prompts in two dataset styles on a tiny untrained FLUX")
+    steps.append(f"5. report: {cfg.output_dir / 'report.html'}")
+    return (
+        f"megastyle quickstart (preset '{cfg.preset}', seed {cfg.seed}): about {cfg.expected_minutes()} minutes "
+        "on 2 idle cores at the preset's sizes; everything offline, nothing downloaded.\n  "
+        + "\n  ".join(steps)
+    )
+
+
+def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
+    """Make offline pools, curate a style dataset from them, train and benchmark the encoder,
+    transfer style, and write the report; returns what ``results.json`` holds."""
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(cfg.to_toml())
+    handlers = configure_logging(out / LOG_NAME, stderr=False)
+    try:
+        console.print(plan_text(cfg))
+        log.info(plan_text(cfg))
+        return _run(cfg, out)
+    finally:
+        remove_handlers(handlers)
+
+
+def _run(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
+    atomic_write_text(out / "config.toml", cfg.to_toml())
+    started = time.perf_counter()
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    pools = make_procedural_pools(
-        out / "pools",
-        cfg.style_pool_images,
-        cfg.content_pool_images,
-        seed=cfg.seed,
-        size=min(cfg.image_size, 192),
-        palette_family_size=cfg.palette_family_size,
-    )
+    with step("pools", enabled=cfg.progress):
+        pools = make_procedural_pools(
+            out / "pools",
+            cfg.style_pool_images,
+            cfg.content_pool_images,
+            seed=cfg.seed,
+            size=min(cfg.image_size, 192),
+            palette_family_size=cfg.palette_family_size,
+            progress=cfg.progress,
+        )
     timings["pools"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -44,7 +88,9 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
     dataset_dir = curate_cfg.run_dir / "dataset"
     reader = ShardReader(dataset_dir)
     stages = curated["stages"]
-    results = {
+    results: dict[str, Any] = {
+        "preset": cfg.preset,
+        "seed": cfg.seed,
         "caption_backend": "heuristic",
         "generate_backend": cfg.backend,
         "style_prompts": stages["balance"]["style"]["n_selected"],
@@ -53,13 +99,13 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
         "shards": len(reader.shards),
         "rejects": curated["rejects"],
     }
-    sections = []
+    encoder_section = transfer_section = None
     if cfg.train_encoder:
         from megastyle.curate.generators import load_backend
         from megastyle.quickstart.encoder import train_and_benchmark
 
         start = time.perf_counter()
-        encoder_results, encoder_section = train_and_benchmark(
+        results["encoder"], encoder_section = train_and_benchmark(
             dataset_dir,
             out,
             seed=cfg.seed,
@@ -78,55 +124,39 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, object]:
             grid_image_size=cfg.image_size,
         )
         timings["encoder+benchmark"] = time.perf_counter() - start
-        results["encoder"] = encoder_results
-        sections.append(encoder_section)
     if cfg.style_transfer:
         from megastyle.quickstart.transfer import style_transfer_demo
 
         start = time.perf_counter()
-        results["transfer"], transfer_section = style_transfer_demo(dataset_dir, out, seed=cfg.seed)
+        with step("transfer: tiny untrained FLUX", enabled=cfg.progress):
+            results["transfer"], transfer_section = style_transfer_demo(dataset_dir, out, seed=cfg.seed)
         timings["transfer"] = time.perf_counter() - start
-        sections.append(transfer_section)
-    results["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    curation = Section("1. Curation").text(
-        f"Offline pools ({pools.style_images} style images, {pools.content_images} content images with alt-text "
-        f"captions, {pools.planted_bad_items} planted bad items) rendered by the procedural backend, in families of "
-        f"{cfg.palette_family_size} style prompts sharing one palette and light. Style prompts were measured from "
-        f"pixels by the heuristic captioner (offline; not a VLM; '{cfg.caption_colors}' colour names), content "
-        "prompts came from the "
-        "alt texts with style words removed; then exact/fuzzy/semantic dedup, hierarchical k-means balancing, "
-        f"pairing, and rendering with '{cfg.backend}' at {cfg.image_size}² (shade variation "
-        f"{cfg.shade_variation}: each image paints its style's palette in its own shades; content colour "
-        f"{cfg.content_color}: objects keep the colour their content prompt gives them)."
+    timings["total"] = time.perf_counter() - started
+    results["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=str))
+    report = write_quickstart_report(
+        cfg, results, curated, pools, curate_cfg.run_dir, encoder_section, transfer_section
     )
-    curation.table(
-        ["stage", "numbers", "seconds"],
-        [
-            (name, json.dumps(stages.get(name, {}), default=str)[:300], secs)
-            for name, secs in curated["seconds"].items()
-        ],
-    )
-    curation.text(
-        f"{curated['rejects']} rejected items, each with its cause, in {curate_cfg.run_dir / 'rejects.jsonl'}."
-    )
-    curation.image(dataset_dir / "contact_sheet.png", out, "One row per style prompt of the curated dataset.")
-    report = write_report(
-        out / "report.html",
-        "megastyle quickstart",
-        [curation, *sections],
-        subtitle=f"seed {cfg.seed}; embedded default backends (no model weights); config in config.toml",
-    )
+    log.info(f"quickstart: done in {timings['total']:.0f} s; report {report}")
     _print_summary(results, report)
     return results
 
 
-def _print_summary(results: dict[str, object], report: Path) -> None:
-    table = Table(title="quickstart")
-    table.add_column("item")
-    table.add_column("value", justify="right")
-    for key, value in results.items():
-        if key != "encoder":  # printed as its own table by the benchmark
-            table.add_row(key, str(value))
-    console.print(table)
-    console.print(f"report: {report}")
+def _print_summary(results: dict[str, Any], report: Path) -> None:
+    """The last lines a user sees: what was made, how long it took, where the report is."""
+    timings = results["timings_s"]
+    lines = [
+        f"dataset: {results['rows']} images of {results['style_prompts']} styles in {results['shards']} shards "
+        f"({results['rejects']} rejected items, each with its cause)",
+    ]
+    encoder = results.get("encoder")
+    if encoder:
+        trained = encoder["retrieval"].get("megastyle-tiny (SSCL)", {})
+        hist = encoder["retrieval"].get("colour histogram", {})
+        lines.append(
+            f"encoder: held-out Recall@1 {trained.get('recall@1', float('nan')):.3f} "
+            f"(colour histogram {hist.get('recall@1', float('nan')):.3f}) on {encoder['queries']} queries"
+        )
+    lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    lines.append(f"report: {report}")
+    console.print("\n".join(lines))

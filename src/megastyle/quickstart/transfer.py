@@ -7,6 +7,8 @@ like. The report says so.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,28 @@ def style_transfer_demo(
     dataset_dir: Path, out: Path, *, seed: int, references: int = 2
 ) -> tuple[dict[str, Any], Section]:
     """Save a few style references from the dataset, run ``megastyle transfer`` on a tiny FLUX."""
+    with _without_library_bars():
+        return _demo(dataset_dir, out, seed=seed, references=references)
+
+
+@contextlib.contextmanager
+def _without_library_bars() -> Iterator[None]:
+    """transformers and diffusers draw a bar per save and load; the quickstart's own log says what runs."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    bars = [(m, m.is_progress_bar_enabled()) for m in (diffusers_logging, transformers_logging)]
+    for module, _ in bars:
+        module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for module, enabled in bars:
+            if enabled:
+                module.enable_progress_bar()
+
+
+def _demo(dataset_dir: Path, out: Path, *, seed: int, references: int) -> tuple[dict[str, Any], Section]:
     model_dir = out / "tiny_flux_untrained"
     if not (model_dir / "model_index.json").exists():
         build_tiny_flux_pipeline(model_dir, seed=seed)
@@ -51,14 +75,21 @@ def style_transfer_demo(
     )
     manifest = run_transfer(cfg)
     summary = {"images": sum("file" in e for e in manifest["images"]), "untrained": manifest["untrained"]}
-    section = Section("4. Style transfer (MegaStyle-FLUX path, untrained tiny model)").text(
-        "MegaStyleFluxPipeline on a tiny FLUX with RANDOM weights built offline: the reference's VAE latents join "
-        "the sequence before the target with shifted RoPE ids, as in the official design. The images only show "
-        "that the path runs; bring FLUX.1-dev and the official LoRA (megastyle transfer --model … --lora …) for "
-        "real style transfer.",
-        note=True,
+    section = Section("3. Style transfer").text(
+        "MegaStyleFluxPipeline, the MegaStyle-FLUX design on diffusers: the reference image's VAE latents join the "
+        "token sequence before the target's, with RoPE ids shifted by the token-grid width, and only the target "
+        "is denoised. Here it runs on a tiny FLUX with random weights built offline.",
+    )
+    section.text(
+        "These images are noise by design: the tiny model is untrained. They show that the whole path runs. "
+        "For real style transfer, give FLUX.1-dev and the official LoRA: megastyle transfer --model DIR --lora "
+        "megastyle_flux.safetensors --style ref.png --prompt 'A bench'.",
+        warn=True,
     )
     section.image(
-        out / "transfer" / manifest["sheet"], out, "References (left) × the official three prompts."
+        out / "transfer" / manifest["sheet"],
+        out,
+        "References (left) × the official three prompts.",
+        width=520,
     )
     return summary, section

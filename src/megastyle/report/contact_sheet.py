@@ -44,3 +44,18 @@ def save_contact_sheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(rows, **kwargs).save(path, format="PNG", optimize=False)
     return path
+
+
+def save_contact_sheet_pages(
+    rows: Sequence[tuple[str, Sequence[Image.Image]]], folder: str | Path, *, per_page: int = 8, **kwargs: int
+) -> list[Path]:
+    """Write ``rows`` as sheets of ``per_page`` rows each (``contact_sheet_01.png``, …); returns their paths."""
+    folder = Path(folder)
+    return [
+        save_contact_sheet(
+            rows[start : start + per_page],
+            folder / f"contact_sheet_{start // per_page + 1:02d}.png",
+            **kwargs,
+        )
+        for start in range(0, len(rows), per_page)
+    ]

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from megastyle.checkpoints import CHECKPOINTS, check_resume_key, latest_checkpoint, prune_checkpoints
 from megastyle.config import ConfigError
 from megastyle.data import atomic_write_json
+from megastyle.progress import track
 from megastyle.transfer.cache import CacheSpec, FluxEncoders, LatentCache, batch_tensors, epoch_loader
 from megastyle.transfer.data import RowImages, batches_per_epoch, load_rows, stream_seed, trainable_rows
 from megastyle.transfer.latents import predict_target_velocity
@@ -329,9 +329,7 @@ def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTran
 
     last_loss: float | None = None
     started = time.perf_counter()
-    with tqdm(
-        total=total_steps, initial=step, disable=not (cfg.progress and is_main), desc="train-transfer"
-    ) as bar:
+    with track("train-transfer", total_steps, enabled=cfg.progress and is_main, completed=step) as bar:
         while step < total_steps:
             batch_range = range(position, per_epoch)
             loader = epoch_loader(cfg, images, rows, cache, epoch, batch_range, rank, world)
@@ -362,8 +360,7 @@ def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTran
                     with (out / LOG_NAME).open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(record) + "\n")
                     started = time.perf_counter()
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.4f}")
+                bar.update(step, note=f"loss {last_loss:.4f}")
                 if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                     checkpoint()
                 if step >= total_steps:

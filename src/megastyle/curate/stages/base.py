@@ -9,16 +9,17 @@ driver records them and writes the manifest that marks the stage complete.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from megastyle.curate.executor import Engine
 from megastyle.curate.runstate import StageDir
 from megastyle.data import Reject
+from megastyle.progress import Tracker, track
 
 if TYPE_CHECKING:
     from megastyle.curate.config import CurateConfig
@@ -72,10 +73,9 @@ class RunContext:
         """The folder that stage ``stage`` writes."""
         return self.run_dir / "stages" / self.folders[stage]
 
-    def progress(self) -> Progress:
-        """A progress display for one stage (a plain log line now and then when not on a terminal)."""
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        return Progress(*columns, console=console, disable=not self.cfg.progress)
+    def track(self, description: str, total: int, completed: int = 0) -> AbstractContextManager[Tracker]:
+        """Progress of one stage's items: a bar on a terminal, a log line every few seconds."""
+        return track(description, total, enabled=self.cfg.progress, completed=completed)
 
 
 def section_payload(section: Any) -> Any:

@@ -57,12 +57,10 @@ def run(ctx: RunContext, stage: StageDir) -> StageResult:
             if not _part_path(stage, kind, i).exists()
         ]
     total = sum(len(part) for kind in KINDS for part in parts[kind])
-    with ctx.progress() as progress:
-        task = progress.add_task(f"caption [{section.backend}]", total=total)
-        progress.advance(task, total - sum(len(part) for _, part in todo))
-        advance = partial(progress.advance, task)
+    done_before = total - sum(len(part) for _, part in todo)
+    with ctx.track(f"curate: caption [{section.backend}]", total, done_before) as progress:
         mapped = map_parts(
-            ctx.engine, caption_batch, todo, section.batch_size, factory, advance, section.spec()
+            ctx.engine, caption_batch, todo, section.batch_size, factory, progress.advance, section.spec()
         )
         for (kind, index), results in mapped:
             captions = [caption for batch in results for caption in batch]

