@@ -73,7 +73,7 @@ def test_quickstart_small_run_writes_dataset_sheet_and_report(tmp_path):
     assert {r.backend for r in reader} == {"procedural"}
     assert (out / "curate" / "dataset" / "contact_sheet.png").stat().st_size > 0
     report = (out / "report.html").read_text()
-    assert "contact_sheet.png" in report and "procedural" in report and "heuristic" in report
+    assert "report_files/contact_sheet_01.png" in report and "procedural" in report and "heuristic" in report
     results = json.loads((out / "results.json").read_text())
     assert results["rows"] == 12 and results["rejects"] == 2  # the two planted bad pool items
 

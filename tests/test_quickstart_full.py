@@ -10,10 +10,11 @@ import pytest
 from megastyle.quickstart.config import QuickstartConfig
 from megastyle.quickstart.run import run_quickstart
 
-VARIANTS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_variants.py"
-LEAKAGE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_leakage_runs.py"
-LOO_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_retrieval_loo.py"
-SPLIT_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_split_runs.py"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "benchmarks" / "experiments"
+VARIANTS_SCRIPT = EXPERIMENTS / "bench_encoder_variants.py"
+LEAKAGE_SCRIPT = EXPERIMENTS / "bench_leakage_runs.py"
+LOO_SCRIPT = EXPERIMENTS / "bench_retrieval_loo.py"
+SPLIT_SCRIPT = EXPERIMENTS / "bench_split_runs.py"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def quickstart_run(tmp_path_factory):
         encoder_epochs=2,
         encoder_caption_epochs=1,
         holdout_fraction=0.34,
-        progress=False,
+        progress=True,  # not a terminal under pytest: log lines only, into quickstart.log
     )
     return tmp_path, run_quickstart(cfg)
 
@@ -80,14 +81,21 @@ def test_quickstart_runs_every_stage_and_reports_them(quickstart_run):
     assert grid_file == json.loads(json.dumps(grid))
     assert results["transfer"] == {"images": 6, "untrained": True}
     report = (tmp_path / "qs" / "report.html").read_text()
-    for heading in (
-        "1. Curation",
-        "StyleRetrieval",
-        "4. Style transfer",
-        "Matched leakage compares",
-        "Controlled leakage test",
-    ):
-        assert heading in report
+    summary = report[: report.index("1. Curation</h2>")]  # the summary box comes before every section
+    for text in ("What ran:", "procedural: a deterministic offline renderer", "not a vision-language model",
+                 "random weights", "Headline numbers", "style retrieval", "Where the outputs are",
+                 'href="curate/rejects.jsonl"', 'href="quickstart.log"'):  # fmt: skip
+        assert text in summary, text
+    for heading in ("1. Curation", "2. Encoder and style retrieval", "3. Style transfer", "Content leakage",
+                    "Controlled leakage grid", "Rejected items: 2"):  # fmt: skip
+        assert heading in report, heading
+    assert '{"style"' not in report  # stage numbers as sentences, not raw JSON
+    pages = sorted((tmp_path / "qs" / "report_files").glob("contact_sheet_*.png"))
+    assert pages and all(f"report_files/{p.name}" in report for p in pages)
+    log = (tmp_path / "qs" / "quickstart.log").read_text()
+    for line in ("pools: render: started", "generate [procedural]: started", "train-encoder: started",
+                 "leakage grid: render: started", "quickstart: done in"):  # fmt: skip
+        assert line in log, line
     heldout = json.loads((tmp_path / "qs" / "benchmark" / "heldout_styles.json").read_text())
     assert heldout  # the benchmark's held-out styles were written for train-encoder to exclude
 

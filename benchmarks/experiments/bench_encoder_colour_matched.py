@@ -1,6 +1,6 @@
 """The tiny SSCL encoder against the training-free baselines on colour-matched held-out styles.
 
-    python benchmarks/bench_encoder_colour_matched.py runs/quickstart/curate/dataset [--seed 0] [--out DIR]
+    python benchmarks/experiments/bench_encoder_colour_matched.py runs/quickstart/curate/dataset [--seed 0] [--out DIR]
 
 A script: prints, never asserts. The quickstart's benchmark holds out a random share of the styles (a
 quarter of 160 when this was written), and there a joint colour histogram was already at the ceiling

@@ -1,7 +1,9 @@
 """Train variants of the quickstart's SSCL encoder on a quickstart run's data; score them on its benchmark.
 
-    python benchmarks/bench_encoder_variants.py runs/quickstart [--variants benchmarks/encoder_variants.toml]
-        [--only NAME ...] [--train-seeds 0 1] [--out DIR] [--markdown FILE]
+    megastyle quickstart --preset study --seed 0 --style-transfer false --output-dir runs/study/seed0
+    python benchmarks/experiments/bench_encoder_variants.py runs/study/seed0
+        [--variants benchmarks/experiments/encoder_variants.toml] [--only NAME ...] [--train-seeds 0 1]
+        [--out DIR] [--markdown FILE]
 
 A script: prints, never asserts. Each variant is the quickstart's training config (the same function
 builds it) with the variant's fields overridden, trained on the run's dataset without the run's
@@ -13,6 +15,11 @@ is recorded with its error while the others go on.
 The variants file is TOML, one ``[[variant]]`` table each: ``name`` plus any ``train-encoder``
 fields (``epochs = 48``, ``tiny = { patch_size = 8 }``). With several ``--train-seeds`` the table
 shows every seed and the mean, so a difference can be read against the seed-to-seed spread.
+
+The runs measured in ``benchmarks/results/`` (see ``docs/results.md``) come from the study preset,
+one folder per seed: ``megastyle quickstart --preset study --seed N --style-transfer false
+--output-dir runs/study/seedN``. A folder of the plain ``megastyle quickstart`` (a smaller run) works
+too, but its numbers do not compare with the study's.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Content leakage of the quickstart's encoders over several saved runs: per run, and pooled across runs.
 
-    python benchmarks/bench_leakage_runs.py runs/quickstart runs/seed1 runs/seed2 [--grid] [--markdown FILE]
-        [--extra-styles N [--extra-styles-from RUN ...]]
+    python benchmarks/experiments/bench_leakage_runs.py runs/study/seed0 runs/study/seed1 runs/study/seed2
+        [--grid] [--markdown FILE] [--extra-styles N [--extra-styles-from RUN ...]]
 
 A script: prints, never asserts. For each quickstart output folder it loads the trained encoders
 the run saved (SSCL, and the caption-trained comparator when present), rebuilds the untrained
@@ -20,6 +20,11 @@ run's encoders never saw: style prompts of other runs' datasets (``--extra-style
 other runs given) that appear nowhere in this run's dataset, a seeded sample. They come from the same
 pipeline (captioned pool, palette families, balancing), so they are like the held-out styles, and
 the intervals, which resample styles, narrow with their number.
+
+The runs measured in ``benchmarks/results/`` (see ``docs/results.md``) come from the study preset,
+one folder per seed: ``megastyle quickstart --preset study --seed N --style-transfer false
+--output-dir runs/study/seedN``. A folder of the plain ``megastyle quickstart`` (a smaller run) works
+too, but its numbers do not compare with the study's.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Leave-one-out Recall@1 of the quickstart's encoders on every held-out image of saved runs.
 
-    python benchmarks/bench_retrieval_loo.py runs/quickstart runs/seed1 runs/seed2 [--markdown FILE]
-        [--add NAME RUN ENCODER_FOLDER ...] [--reference NAME]
+    python benchmarks/experiments/bench_retrieval_loo.py runs/study/seed0 runs/study/seed1 runs/study/seed2
+        [--markdown FILE] [--add NAME RUN ENCODER_FOLDER ...] [--reference NAME]
 
 A script: prints, never asserts. The benchmark's query/gallery split asks 2 queries per held-out
-style (80 on the quickstart), so one query moves Recall@1 by 0.0125. Here every held-out image
-(queries and gallery, 320 on the quickstart) queries all the others, which quadruples the queries
+style (80 on a study-preset run), so one query moves Recall@1 by 0.0125. Here every held-out image
+(queries and gallery, 320 on a study-preset run) queries all the others, which quadruples the queries
 without changing what is measured: is the nearest other image of the same style? The trained
 encoder is compared with each other encoder query by query; the interval resamples whole styles
 (a style's queries share their gallery), per run and pooled over runs.
@@ -13,6 +13,11 @@ encoder is compared with each other encoder query by query; the interval resampl
 ``--add`` scores one more encoder on one run (repeat it per run), e.g. a variant that
 ``bench_encoder_variants.py`` retrained on that run's benchmark; ``--reference NAME`` compares that one,
 instead of the run's trained encoder, with every other encoder of each run.
+
+The runs measured in ``benchmarks/results/`` (see ``docs/results.md``) come from the study preset,
+one folder per seed: ``megastyle quickstart --preset study --seed N --style-transfer false
+--output-dir runs/study/seedN``. A folder of the plain ``megastyle quickstart`` (a smaller run) works
+too, but its numbers do not compare with the study's.
 """
 
 from __future__ import annotations

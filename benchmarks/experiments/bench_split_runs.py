@@ -1,6 +1,6 @@
 """The quickstart's retrieval table, re-scored from saved runs' encoders: per run, with paired intervals.
 
-    python benchmarks/bench_split_runs.py runs/quickstart runs/seed1 ... [--markdown FILE]
+    python benchmarks/experiments/bench_split_runs.py runs/study/seed0 runs/study/seed1 ... [--markdown FILE]
 
 A script: prints, never asserts. For each quickstart output folder it loads the encoders the run
 saved (as ``bench_retrieval_loo.py`` does), evaluates them on the run's own query/gallery split and
@@ -8,6 +8,11 @@ prints mAP and Recall@1 (= mAP@1) of each, then the trained encoder minus each o
 95% interval that resamples held-out styles (``megastyle.bench.compare``), as the quickstart prints
 them. Useful when a run's ``encoder/`` was replaced by a retrained one (e.g. a longer schedule from
 ``bench_encoder_variants.py``): the numbers then describe the encoder now in the folder.
+
+The runs measured in ``benchmarks/results/`` (see ``docs/results.md``) come from the study preset,
+one folder per seed: ``megastyle quickstart --preset study --seed N --style-transfer false
+--output-dir runs/study/seedN``. A folder of the plain ``megastyle quickstart`` (a smaller run) works
+too, but its numbers do not compare with the study's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hierarchical k-means + balanced sampling vs a plain one-level k-means (a script: prints, never asserts).
 
-    python benchmarks/bench_balance.py [--sizes 100000 1000000] [--threads 2] [--device cpu]
+    python benchmarks/speed/bench_balance.py [--sizes 100000 1000000] [--threads 2] [--device cpu]
                                        [--ks 2000 100 10] [--iters 5] [--resampling-steps 1]
 
 Data: synthetic clustered float32 embeddings (384-d like all-MiniLM/mpnet-base-sized text models),

@@ -1,6 +1,6 @@
 """Fuzzy dedup throughput and agreement: megastyle's vectorised MinHash + LSH against datasketch.
 
-    python benchmarks/bench_fuzzy_dedup.py [--n 200000] [--ngram 24] [--unit char] [--threads 2]
+    python benchmarks/speed/bench_fuzzy_dedup.py [--n 200000] [--ngram 24] [--unit char] [--threads 2]
 
 A script, not a test: it prints, never asserts. The corpus is sampled style and content prompts plus
 planted near-duplicates (case, punctuation, a prefix, a word swapped, a synonym, a trailing clause).

@@ -1,6 +1,6 @@
 """Throughput of the ``procedural`` backend on ONE core (a script, not a test: it prints, never asserts).
 
-    python benchmarks/bench_procedural.py [--n 200] [--sizes 256 512]
+    python benchmarks/speed/bench_procedural.py [--n 200] [--sizes 256 512]
 
 Thread pools are pinned to 1 before numpy/scipy load, and the process is pinned to one CPU where
 the OS allows it. Two references are timed in the same run on the same images/sizes, so the ratios

@@ -1,6 +1,6 @@
 """Local engine vs Ray engine on this machine (a script: prints, never asserts).
 
-    python benchmarks/bench_ray_engine.py [--styles 160] [--contents 160] [--size 128]
+    python benchmarks/speed/bench_ray_engine.py [--styles 160] [--contents 160] [--size 128]
                                           [--render-images 384] [--render-size 256] [--workers 1 2 3 4]
 
 Part 1 runs the same ``megastyle curate`` config twice, on the local engine and on a Ray cluster

@@ -15,7 +15,7 @@ from process_watch import wait_for_file
 
 from megastyle.curate.config import CurateConfig
 from megastyle.curate.pipeline import CurateStateError, run_curate
-from megastyle.data import ShardReader
+from megastyle.data import ShardReader, list_shards
 from megastyle.quickstart.pools import make_procedural_pools
 
 
@@ -68,6 +68,9 @@ def test_a_full_run_writes_every_stage_and_a_consistent_dataset(reference):
     assert len(rows) == stages["write"]["rows"] == len(styles) * 3
     assert len({row_id for row_id, *_ in rows}) == len(rows)
     assert len(styles) == stages["balance"]["style"]["n_selected"] <= 10
+    assert (
+        stages["write"]["shards"] == len(list_shards(run_dir / "dataset")) >= 1
+    )  # the last shard counts too
     causes = [json.loads(line)["cause"] for line in (run_dir / "rejects.jsonl").read_text().splitlines()]
     assert any("zz_corrupt" in line or "decode" in line.lower() for line in causes) or any(
         "caption[style]" in c for c in causes

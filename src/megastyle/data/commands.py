@@ -20,7 +20,10 @@ class InspectConfig(CommandConfig):
 
     toml_section: ClassVar[str] = "inspect"
 
-    path: Path = Field(Path("runs/quickstart/dataset"), description="Folder of Parquet shards.")
+    path: Path = Field(
+        Path("runs/quickstart/curate/dataset"),
+        description="Folder of Parquet shards (default: the quickstart's).",
+    )
     verify_images: bool = Field(False, description="Decode every image and report the bad ones.")
 
 

@@ -193,23 +193,10 @@ def headline(results: Mapping[str, Any]) -> list[tuple[str, str]]:
             )
         )
         versus = {d["other"]: d for d in encoder["paired"] if d["metric"] == "map@1"}  # = Recall@1
-        hist = versus.get("colour histogram")
-        if hist:
-            low, high = hist["ci95"]
-            verdict = (
-                "measurably above it"
-                if low > 0
-                else "measurably below it"
-                if high < 0
-                else "not distinguishable from it at this scale"
-            )
-            items.append(
-                (
-                    "against the colour histogram",
-                    f"Recall@1 difference {hist['difference']:+.3f} (95% interval [{low:+.3f}, {high:+.3f}]): "
-                    f"{verdict}. The study preset (docs/results.md) measures this on 800 styles.",
-                )
-            )
+        for other, label in (("same tower, untrained", "against its untrained self"),
+                             ("colour histogram", "against the colour histogram")):  # fmt: skip
+            if other in versus:
+                items.append((label, _verdict(versus[other])))
         grid = encoder.get("leakage_grid")
         if grid:
             auc = grid["matched_auc"]
@@ -222,6 +209,20 @@ def headline(results: Mapping[str, Any]) -> list[tuple[str, str]]:
                 )
             )
     return items
+
+
+def _verdict(d: Mapping[str, Any]) -> str:
+    """A paired Recall@1 difference in words: measurable above, below, or not distinguishable."""
+    low, high = d["ci95"]
+    if low > 0:
+        verdict = "measurably above it"
+    elif high < 0:
+        verdict = "measurably below it"
+    else:
+        verdict = (
+            "not distinguishable from it at this scale (the study preset, docs/results.md, has 800 styles)"
+        )
+    return f"Recall@1 difference {d['difference']:+.3f} (95% interval [{low:+.3f}, {high:+.3f}]): {verdict}"
 
 
 def write_quickstart_report(

@@ -143,20 +143,10 @@ def _run(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
 
 
 def _print_summary(results: dict[str, Any], report: Path) -> None:
-    """The last lines a user sees: what was made, how long it took, where the report is."""
-    timings = results["timings_s"]
-    lines = [
-        f"dataset: {results['rows']} images of {results['style_prompts']} styles in {results['shards']} shards "
-        f"({results['rejects']} rejected items, each with its cause)",
-    ]
-    encoder = results.get("encoder")
-    if encoder:
-        trained = encoder["retrieval"].get("megastyle-tiny (SSCL)", {})
-        hist = encoder["retrieval"].get("colour histogram", {})
-        lines.append(
-            f"encoder: held-out Recall@1 {trained.get('recall@1', float('nan')):.3f} "
-            f"(colour histogram {hist.get('recall@1', float('nan')):.3f}) on {encoder['queries']} queries"
-        )
-    lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    """The last lines a user sees: the report's headline, how long each step took, where the report is."""
+    from megastyle.quickstart.report import headline
+
+    lines = [f"{name}: {text}" for name, text in headline(results)]
+    lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in results["timings_s"].items()))
     lines.append(f"report: {report}")
     console.print("\n".join(lines))

@@ -50,7 +50,7 @@ def run(ctx: RunContext, stage: StageDir) -> StageResult:
                 _, images = sheet.setdefault(record.style_id, (f"s{record.style_id}: {record.style}", []))
                 if len(images) < section.sheet_columns:
                     images.append(record.pil_image())
-        shards = len(writer.shards_written)
+    shards = len(writer.shards_written)  # after the writer closed: the last shard is flushed on exit
     sheet_path = (
         save_contact_sheet(list(sheet.values()), dataset_dir / "contact_sheet.png") if sheet else None
     )
