@@ -89,3 +89,42 @@ def test_full_recipe_curate_table_is_valid_and_names_real_backend_options():
     ):
         accepted = set(inspect.signature(cls.__init__).parameters)
         assert set(options) <= accepted, (cls.__name__, set(options) - accepted)
+
+
+def test_a_repeated_list_option_adds_to_the_list_and_a_repeated_scalar_is_refused() -> None:
+    from megastyle.config import ConfigError, load_config
+    from megastyle.transfer.commands import TransferConfig
+
+    cfg = load_config(TransferConfig, None, ["--style", "a.png", "--style", "b.png", "--prompt", "A car"])
+    assert [str(p) for p in cfg.style] == ["a.png", "b.png"] and cfg.prompt == ["A car"]
+    spread = load_config(TransferConfig, None, ["--prompt", '["A", "B"]', "--prompt", "C"])
+    assert spread.prompt == ["A", "B", "C"]
+    with pytest.raises(ConfigError, match="--seed was given 2 times"):
+        load_config(TransferConfig, None, ["--seed", "1", "--seed", "2"])
+
+
+def test_an_old_field_name_still_works_and_names_clash_is_refused() -> None:
+    from typing import ClassVar
+
+    from pydantic import Field
+
+    from megastyle.config import CommandConfig, ConfigError, describe_fields, load_config
+
+    class Renamed(CommandConfig):
+        aliases: ClassVar[dict[str, str]] = {"data_dirs": "source"}
+        source: list[str] = Field(default_factory=list, description="Input.")
+
+    assert load_config(Renamed, None, ["--data-dirs", "x"]).source == ["x"]
+    with pytest.raises(ConfigError, match="same option"):
+        load_config(Renamed, None, ["--data-dirs", "x", "--source", "y"])
+    assert describe_fields(Renamed)[0][0] == "--source (or --data-dirs)"
+
+
+def test_defaults_read_as_values_in_help() -> None:
+    from pathlib import Path
+
+    from megastyle.config import format_default
+
+    assert format_default(Path("runs/x")) == "runs/x"
+    assert format_default(None) == "none" and format_default(True) == "true"
+    assert format_default(["A bench", "A car"]) == '["A bench", "A car"]'

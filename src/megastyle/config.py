@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 import types
 import typing
@@ -24,6 +25,8 @@ class CommandConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
     # The TOML table this command reads from a shared recipe file (e.g. ``[quickstart]``).
     toml_section: ClassVar[str | None] = None
+    # Old field names that still work (old name -> field), so renamed options keep their scripts.
+    aliases: ClassVar[dict[str, str]] = {}
 
     def to_toml(self) -> str:
         """The configuration as TOML text that ``load_config`` reads back to an equal object."""
@@ -47,8 +50,16 @@ def parse_override_value(raw: str) -> Any:
         return raw
 
 
+class Repeated(list[Any]):
+    """The values of an option given more than once on the command line, in order."""
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """Turn ``--a.b value``, ``--a-b=value`` and bare ``--flag`` tokens into a nested dict."""
+    """Turn ``--a.b value``, ``--a-b=value`` and bare ``--flag`` tokens into a nested dict.
+
+    An option given twice keeps both values (a ``Repeated``): a list field takes them all, any
+    other field refuses them.
+    """
     overrides: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -68,7 +79,12 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override --{key}: {part!r} is both a value and a section")
-        node[path[-1]] = parse_override_value(value)
+        parsed = parse_override_value(value)
+        if path[-1] in node:
+            before = node[path[-1]]
+            node[path[-1]] = Repeated([*(before if isinstance(before, Repeated) else [before]), parsed])
+        else:
+            node[path[-1]] = parsed
         i += 1
     return overrides
 
@@ -96,6 +112,14 @@ def _coerce_strings(model: type[BaseModel], data: dict[str, Any]) -> dict[str, A
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if origin in (typing.Union, types.UnionType) and len(args) == 1:
             annotation, origin = args[0], typing.get_origin(args[0])
+        if isinstance(value, Repeated):
+            if origin not in (list, tuple):
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} was given {len(value)} times; it takes one value"
+                )
+            # `--style a.png --style b.png` adds to the list; a value that is itself a list is spread.
+            out[name] = [item for part in value for item in (part if isinstance(part, list) else [part])]
+            continue
         if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
             out[name] = _coerce_strings(annotation, value)
         elif origin in (list, tuple) and not isinstance(value, list):
@@ -124,9 +148,10 @@ def load_config(
         section = config_cls.toml_section
         if section and isinstance(data.get(section), dict):
             data = data[section]
+    data = apply_aliases(config_cls, data, source=f" in {path}" if path else "")
     if overrides:
         extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        data = merge_config_data(data, extra)
+        data = merge_config_data(data, apply_aliases(config_cls, extra, source=" on the command line"))
     try:
         return config_cls.model_validate(_coerce_strings(config_cls, data))
     except ValidationError as err:
@@ -137,9 +162,51 @@ def load_config(
         raise ConfigError(f"invalid {config_cls.__name__}{source}: {problems}") from err
 
 
+def apply_aliases(config_cls: type[BaseModel], data: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """Rename old keys to their fields (``aliases``); an old and a new name for one field is an error."""
+    aliases: dict[str, str] = getattr(config_cls, "aliases", {})
+    out = dict(data)
+    for old, new in aliases.items():
+        if old in out:
+            if new in out:
+                raise ConfigError(
+                    f"--{old.replace('_', '-')} and --{new.replace('_', '-')} are the same option{source}; give one"
+                )
+            out[new] = out.pop(old)
+    return out
+
+
+def format_default(value: Any) -> str:
+    """A default as a user would type it: paths and strings plain, lists and tables in TOML."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(_drop_none(_plain(value)), ensure_ascii=False)  # one line; lists read as TOML
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def describe_fields(config_cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
     """(option, default, description) for every field, nested sections flattened with dots."""
     rows: list[tuple[str, str, str]] = []
+    old_names = {new: old for old, new in getattr(config_cls, "aliases", {}).items()}
     for name, field in config_cls.model_fields.items():
         option = f"{prefix}{name.replace('_', '-')}"
         annotation = field.annotation
@@ -147,5 +214,8 @@ def describe_fields(config_cls: type[BaseModel], prefix: str = "") -> list[tuple
             rows.extend(describe_fields(annotation, prefix=f"{option}."))
             continue
         default = field.get_default(call_default_factory=True)
-        rows.append((f"--{option}", repr(default), field.description or ""))
+        flag = f"--{option}"
+        if name in old_names:
+            flag += f" (or --{prefix}{old_names[name].replace('_', '-')})"
+        rows.append((flag, format_default(default), field.description or ""))
     return rows
