@@ -1,4 +1,7 @@
-"""In-memory tokenizers for the tiny test models: trained on a built-in word list, never downloaded.
+"""In-memory tokenizers for the tiny test models: built from a built-in word list, never downloaded.
+
+The same vocabulary and merges come out in every process (no hash-order dependence), so tokenizer files
+saved by the tiny-model builders are byte-identical from run to run.
 
 Each builder returns an instance of the real transformers class (``CLIPTokenizer``, ``T5Tokenizer``,
 ``Qwen2Tokenizer``, or ``TokenizersBackend`` for SigLIP) so ``save_pretrained`` and ``AutoTokenizer`` behave
@@ -9,8 +12,10 @@ normaliser and pre-tokeniser on load, so only vocab/merges are taken from traini
 from __future__ import annotations
 
 import functools
-import json
+import heapq
 import string
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -132,39 +137,89 @@ def _word_forms(words: Iterable[str]) -> list[str]:
     return list(forms)
 
 
-def _train_byte_bpe(regex: str, corpus: list[str], special_tokens: list[str], suffix: str = "") -> str:
-    """Train a byte-level BPE (split regex, then bytes) until every corpus word is one token; return JSON."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+def _byte_level_words(regex: str, corpus: list[str], keep_matches_only: bool) -> list[str]:
+    """The corpus split as the tokenizer splits text: NFC, the regex, then bytes as ByteLevel characters."""
+    from tokenizers import Regex, pre_tokenizers
 
-    tokenizer = Tokenizer(models.BPE(end_of_word_suffix=suffix))
-    tokenizer.normalizer = normalizers.NFC()
-    # Qwen keeps the regex matches ("isolated"); CLIP keeps only the matches and drops whitespace.
+    # CLIP keeps only the regex matches and drops whitespace; Qwen keeps everything ("isolated").
     split = (
         pre_tokenizers.Split(Regex(regex), behavior="removed", invert=True)
-        if suffix
+        if keep_matches_only
         else pre_tokenizers.Split(Regex(regex), behavior="isolated")
     )
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+    pre_tokenizer = pre_tokenizers.Sequence(
         [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     )
-    options: dict[str, object] = {"end_of_word_suffix": suffix} if suffix else {}
-    trainer = trainers.BpeTrainer(
-        vocab_size=1_000_000,
-        min_frequency=1,
-        show_progress=False,
-        special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        **options,
-    )
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
-    return tokenizer.to_str()
+    return [
+        piece
+        for text in corpus
+        for piece, _ in pre_tokenizer.pre_tokenize_str(unicodedata.normalize("NFC", text))
+    ]
 
 
-def _vocab_and_merges(tokenizer_json: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Split a trained BPE JSON into (vocab, merges)."""
-    model = json.loads(tokenizer_json)["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return dict(model["vocab"]), merges  # type: ignore[return-value]
+def _train_byte_bpe(
+    regex: str, corpus: list[str], special_tokens: list[str], suffix: str = ""
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Train a byte-level BPE until every corpus word is one token; return (vocab, merges).
+
+    Deterministic by construction, unlike the ``tokenizers`` trainer, which numbers the ``c</w>`` word-end
+    symbols in hash-map order (so ids and tie-broken merges changed from process to process). Ids: specials,
+    the 256 byte characters and then the word-end symbols in code-point order, then one per merge. Each step
+    merges the most frequent adjacent pair, ties going to the smallest ``(left id, right id)``.
+    """
+    from tokenizers import pre_tokenizers
+
+    counts = Counter(_byte_level_words(regex, corpus, keep_matches_only=bool(suffix)))
+    words = sorted(counts)
+    freqs = [counts[word] for word in words]
+    symbols = [list(word) for word in words]
+    if suffix:
+        for word in symbols:
+            word[-1] += suffix
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    word_ends = sorted({word[-1] for word in symbols} - set(alphabet))
+    vocab: dict[str, int] = {}
+    for token in [*special_tokens, *alphabet, *word_ends]:
+        vocab.setdefault(token, len(vocab))
+    tokens = list(vocab)  # id -> token; grows with the merges (a merge giving a known token keeps its id)
+    ids = [[vocab[s] for s in word] for word in symbols]
+
+    pair_counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}
+    heap: list[tuple[int, int, int]] = []  # (-count, left, right); stale entries are skipped when popped
+
+    def count_pairs(i: int, sign: int) -> None:
+        for pair in zip(ids[i], ids[i][1:], strict=False):
+            pair_counts[pair] = pair_counts.get(pair, 0) + sign * freqs[i]
+            if sign > 0:
+                where.setdefault(pair, set()).add(i)
+            heapq.heappush(heap, (-pair_counts[pair], *pair))
+
+    for i in range(len(ids)):
+        count_pairs(i, +1)
+    merges: list[tuple[str, str]] = []
+    while heap:
+        negative, left, right = heapq.heappop(heap)
+        if negative >= 0 or pair_counts.get((left, right)) != -negative:
+            continue
+        merged = tokens[left] + tokens[right]
+        new_id = vocab.setdefault(merged, len(tokens))
+        if new_id == len(tokens):
+            tokens.append(merged)
+        merges.append((tokens[left], tokens[right]))
+        for i in sorted(where.pop((left, right))):
+            count_pairs(i, -1)
+            word, merged_word, k = ids[i], [], 0
+            while k < len(word):  # left to right, as the BPE model applies a merge
+                if k + 1 < len(word) and word[k] == left and word[k + 1] == right:
+                    merged_word.append(new_id)
+                    k += 2
+                else:
+                    merged_word.append(word[k])
+                    k += 1
+            ids[i] = merged_word
+            count_pairs(i, +1)
+    return vocab, merges
 
 
 @functools.cache
@@ -173,7 +228,7 @@ def _qwen_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...
     words = _word_forms(PROMPT_WORDS)
     corpus = words + [" " + w for w in words] + list(PUNCTUATION) + [" " + p for p in PUNCTUATION]
     corpus += ["\n", "\n\n", " ", "  ", ", ", ". ", ":\n", "0123456789"]
-    vocab, merges = _vocab_and_merges(_train_byte_bpe(QWEN_PRETOKENIZE_REGEX, corpus, []))
+    vocab, merges = _train_byte_bpe(QWEN_PRETOKENIZE_REGEX, corpus, [])
     for token in QWEN_SPECIAL_TOKENS:  # like the real Qwen vocabulary: specials after the BPE pieces
         vocab[token] = len(vocab)
     return tuple(vocab.items()), tuple(merges)
@@ -184,8 +239,7 @@ def _clip_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...
     """Byte-level BPE with CLIP's ``</w>`` word suffix over lower-cased words."""
     corpus = [*PROMPT_WORDS, *PUNCTUATION, "0 1 2 3 4 5 6 7 8 9"]
     specials = ["<|startoftext|>", "<|endoftext|>"]
-    raw = _train_byte_bpe(CLIP_PRETOKENIZE_REGEX, corpus, specials, suffix="</w>")
-    vocab, merges = _vocab_and_merges(raw)
+    vocab, merges = _train_byte_bpe(CLIP_PRETOKENIZE_REGEX, corpus, specials, suffix="</w>")
     return tuple(vocab.items()), tuple(merges)
 
 
