@@ -111,3 +111,33 @@ def test_render_with_missing_prompt_file_names_it(tmp_path):
     result = runner.invoke(app, ["render", "--style-prompts", str(tmp_path / "nope.txt")])
     assert result.exit_code == 2
     assert "nope.txt" in result.output
+
+
+def test_bare_paths_fill_the_commands_obvious_input():
+    inspect = runner.invoke(app, ["inspect", "some/shards", "--print-config"])
+    assert inspect.exit_code == 0 and 'source = "some/shards"' in inspect.output
+    search = runner.invoke(app, ["search", "a.png", "b.png", "--k", "3", "--print-config"])
+    assert search.exit_code == 0 and 'queries = [\n    "a.png",\n    "b.png",\n]' in search.output
+    score = runner.invoke(app, ["score", "a.png", "b.png", "--encoder", "enc", "--print-config"])
+    assert (
+        score.exit_code == 0 and 'image_a = "a.png"' in score.output and 'image_b = "b.png"' in score.output
+    )
+
+
+def test_a_wrong_number_of_bare_paths_is_one_line():
+    one = runner.invoke(app, ["score", "a.png", "--print-config"])
+    assert one.exit_code == 2 and "score takes 2 path(s) (IMAGE_A IMAGE_B), got 1: a.png" in one.output
+    stray = runner.invoke(app, ["curate", "stray", "--print-config"])
+    assert stray.exit_code == 2 and "stray: unexpected argument; curate takes options only" in stray.output
+
+
+def test_help_has_examples_and_plain_defaults_and_short_flags():
+    result = runner.invoke(app, ["embed", "-h"])
+    assert result.exit_code == 0 and "Examples:" in result.output and "megastyle embed imgs/" in result.output
+    assert (
+        "PosixPath" not in result.output
+        and "[default runs/embeddings/embeddings.safetensors]" in result.output
+    )
+    assert runner.invoke(app, ["--version"]).output.startswith("megastyle ")
+    bench = runner.invoke(app, ["bench", "-h"])
+    assert all(name in bench.output for name in ("retrieval", "dataset", "transfer"))

@@ -37,6 +37,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     ),
     "megastyle.curate.caption.stage": ("megastyle.curate.caption.batch",),
     "megastyle.curate.balance.stage": ("megastyle.curate.balance.driver",),
+    "megastyle.curate.balance.kmeans": ("megastyle.curate.balance.clustering",),
     "megastyle.curate.dedup.stage": ("megastyle.curate.dedup.steps",),
     "megastyle.transfer.sheet": ("megastyle.report.transfer_sheet",),
     "megastyle.bench.retrieval_eval": ("megastyle.bench.retrieval",),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 ConfigT = TypeVar("ConfigT", bound="CommandConfig")
 
@@ -27,6 +27,12 @@ class CommandConfig(BaseModel):
     toml_section: ClassVar[str | None] = None
     # Old field names that still work (old name -> field), so renamed options keep their scripts.
     aliases: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """A config built in Python takes the old field names too, as the command line does."""
+        return apply_aliases(cls, data) if isinstance(data, dict) and cls.aliases else data
 
     def to_toml(self) -> str:
         """The configuration as TOML text that ``load_config`` reads back to an equal object."""
@@ -139,11 +145,13 @@ def load_config(
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"{path}: config file does not exist")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not a text file (a TOML config was expected)") from err
         except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+            raise ConfigError(f"{path}: not valid TOML: {err}") from err
         # A recipe may keep one table per command; take ours when present.
         section = config_cls.toml_section
         if section and isinstance(data.get(section), dict):

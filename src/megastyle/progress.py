@@ -167,3 +167,24 @@ def remove_handlers(handlers: list[logging.Handler]) -> None:
     for handler in handlers:
         log.removeHandler(handler)
         handler.close()
+
+
+@contextmanager
+def quiet_library_bars() -> Iterator[None]:
+    """Silence the progress bars and load reports transformers and diffusers draw while loading or saving
+    models: megastyle reports the step itself, so bars of different libraries never tangle."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    modules = (diffusers_logging, transformers_logging)
+    saved = [(m, m.is_progress_bar_enabled(), m.get_verbosity()) for m in modules]
+    for module in modules:
+        module.disable_progress_bar()
+        module.set_verbosity_error()
+    try:
+        yield
+    finally:
+        for module, bars, verbosity in saved:
+            if bars:
+                module.enable_progress_bar()
+            module.set_verbosity(verbosity)

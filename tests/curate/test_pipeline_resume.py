@@ -101,7 +101,8 @@ def test_kill_9_at_random_points_then_resume_gives_identical_rows(reference, poo
     run_dir = tmp_path / "killed"
     config_path = tmp_path / "curate.toml"
     config_path.write_text(_config(run_dir, pools).to_toml())  # a file without a [curate] table is read whole
-    command = [sys.executable, "-m", "megastyle.cli.app", "curate", "--config", str(config_path), "--resume"]
+    start = [sys.executable, "-m", "megastyle.cli.app", "curate", "--config", str(config_path)]
+    command = [*start, "--resume"]  # every later invocation continues the run the first one started
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     rng = random.Random(1234)
     # Kill the whole process group (workers too) shortly after each milestone, at a random delay,
@@ -112,8 +113,8 @@ def test_kill_9_at_random_points_then_resume_gives_identical_rows(reference, poo
         (run_dir / "dataset", "train-*.parquet"),
     ]
     kills = 0
-    for milestone in milestones:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    for number, milestone in enumerate(milestones):
+        process = subprocess.Popen(command if number else start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)  # fmt: skip
         if wait_for_file(*milestone, process):
             time.sleep(rng.uniform(0.0, 0.3))

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from megastyle._moved import MOVED
 
 
-@pytest.fixture(autouse=True)
-def fresh_old_paths() -> None:
-    """Each test imports the old paths anew (a cached stand-in would not warn again)."""
+def _forget_old_paths() -> None:
     for old in MOVED:
-        sys.modules.pop(old, None)
+        stand_in = sys.modules.pop(old, None)
+        parent, _, child = old.rpartition(".")
+        # Importing a submodule binds it on its package: unbind the stand-in so the package's own
+        # name (megastyle.curate.balance.kmeans, the function) is what later imports see.
+        if stand_in is not None and getattr(sys.modules.get(parent), child, None) is stand_in:
+            delattr(sys.modules[parent], child)
+
+
+@pytest.fixture(autouse=True)
+def fresh_old_paths() -> Iterator[None]:
+    """Each test imports the old paths anew (a cached stand-in would not warn again), and leaves none."""
+    _forget_old_paths()
+    yield
+    _forget_old_paths()
 
 
 @pytest.mark.parametrize("old", sorted(MOVED))

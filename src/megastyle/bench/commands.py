@@ -12,11 +12,18 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
 
 from megastyle.bench.encoders import EncoderSpec, build_embedder, default_encoders
 from megastyle.config import CommandConfig, ConfigError
+from megastyle.data.collections import (
+    SourceForm,
+    content_column_field,
+    form_field,
+    image_column_field,
+    style_column_field,
+)
 from megastyle.devices import resolve_device
 from megastyle.transfer.commands import GenerationSettings
 
@@ -30,10 +37,34 @@ class RetrievalConfig(CommandConfig):
     toml_section: ClassVar[str] = "bench_retrieval"
 
     source: Path | None = Field(
-        None, description="Folder of style-labelled shards to build the benchmark from."
+        None,
+        description="Style-labelled images to build the benchmark from: shards, a folder per style, a "
+        "CSV/JSONL manifest or labelled Parquet (imported once under output_dir/imported).",
     )
+    source_form: SourceForm = form_field()
+    image_column: str | None = image_column_field()
+    style_column: str | None = style_column_field()
+    content_column: str | None = content_column_field()
     benchmark: Path | None = Field(
         None, description="A saved benchmark folder (then `source` only relocates it)."
+    )
+    all_styles: bool = Field(
+        False,
+        description="Score every style of the source (an external labelled set), none held out: "
+        "`queries` decides the split; holdout_styles, heldout_styles_file, distractor_styles are ignored.",
+    )
+    queries: float | Literal["leave-one-out"] = Field(
+        "leave-one-out",
+        description="With all_styles: 'leave-one-out' (every image a query against all the others) or the "
+        "share of each style's images used as queries, in (0, 1).",
+    )
+    exclude_duplicates: bool = Field(
+        True, description="Leave gallery images with a query's exact bytes (sha256) out of scoring; reported."
+    )
+    export_embeddings: Path | None = Field(
+        None,
+        description="Write every encoder's embeddings here (safetensors + Parquet sidecar of ids and labels, "
+        "and split.parquet with each image's role).",
     )
     holdout_styles: int | float = Field(0.2, description="Held-out styles: a count, or a fraction (float).")
     heldout_styles_file: Path | None = Field(
@@ -57,6 +88,26 @@ class RetrievalConfig(CommandConfig):
     grid_queries: int = Field(8, ge=1, description="Queries shown per grid.")
     grid_top: int = Field(5, ge=1, description="Results shown per query in the grid.")
 
+    @field_validator("queries")
+    @classmethod
+    def _check_queries(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0.0 < value < 1.0:
+            raise ValueError(f"a share of each style's images, in (0, 1), or 'leave-one-out'; got {value}")
+        return value
+
+
+def _source_shards(cfg: Any, source: Path, *, progress: bool = True) -> Path:
+    """The shards of a command's ``source``: itself, or its import under ``output_dir/imported`` (reused)."""
+    from megastyle.data.collections import CollectionOptions, ensure_shards
+
+    resolved = ensure_shards(
+        source, CollectionOptions.of(cfg), cache_root=cfg.output_dir / "imported", progress=progress
+    )
+    notice = resolved.notice()
+    if notice:
+        console.print(notice, highlight=False)
+    return resolved.shards
+
 
 def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
     """Build or load benchmarks, evaluate every encoder, print and write the report."""
@@ -64,8 +115,10 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
     from megastyle.bench.retrieval import (
         BenchmarkSourceError,
         RetrievalBenchmark,
+        build_all_styles_benchmark,
         build_benchmark,
         evaluate,
+        export_embeddings,
         load_heldout_styles,
     )
 
@@ -75,24 +128,38 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
         if cfg.benchmark is not None:
             benchmarks.append(RetrievalBenchmark.load(cfg.benchmark, source=cfg.source))
         elif cfg.source is not None:
+            shards = _source_shards(cfg, cfg.source)
             named = load_heldout_styles(cfg.heldout_styles_file).entries if cfg.heldout_styles_file else None
             for seed in cfg.seeds:
-                benchmark = build_benchmark(
-                    cfg.source,
-                    holdout_styles=cfg.holdout_styles,
-                    queries_per_style=cfg.queries_per_style,
-                    seed=seed,
-                    min_images_per_style=cfg.min_images_per_style,
-                    distractor_styles=cfg.distractor_styles,
-                    max_gallery_per_style=cfg.max_gallery_per_style,
-                    heldout=named,
-                )
+                if cfg.all_styles:
+                    benchmark = build_all_styles_benchmark(
+                        shards,
+                        queries=cfg.queries,
+                        seed=seed,
+                        min_images_per_style=cfg.min_images_per_style,
+                        max_gallery_per_style=cfg.max_gallery_per_style,
+                    )
+                else:
+                    benchmark = build_benchmark(
+                        shards,
+                        holdout_styles=cfg.holdout_styles,
+                        queries_per_style=cfg.queries_per_style,
+                        seed=seed,
+                        min_images_per_style=cfg.min_images_per_style,
+                        distractor_styles=cfg.distractor_styles,
+                        max_gallery_per_style=cfg.max_gallery_per_style,
+                        heldout=named,
+                    )
                 benchmark.save(cfg.output_dir / f"benchmark_seed{seed}")
                 benchmarks.append(benchmark)
         else:
             raise ConfigError("set --source SHARDS (to build a benchmark) or --benchmark FOLDER")
-    except (FileNotFoundError, BenchmarkSourceError, ValueError) as err:
+    except ConfigError:
+        raise
+    except (FileNotFoundError, BenchmarkSourceError) as err:
         raise ConfigError(str(err)) from err
+    except ValueError as err:
+        raise ConfigError(f"{cfg.source or cfg.benchmark}: {err}") from err
     encoders = {spec.name: build_embedder(spec, device) for spec in cfg.encoders}
     if len(encoders) != len(cfg.encoders):
         raise ConfigError("encoder names must be unique")
@@ -108,6 +175,8 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
             batch_size=cfg.batch_size,
             standard_map=cfg.standard_map,
             progress=True,
+            exclude_duplicates=cfg.exclude_duplicates,
+            keep_embeddings=cfg.export_embeddings is not None,
         )
         for benchmark in benchmarks
     ]
@@ -120,6 +189,12 @@ def run_retrieval(cfg: RetrievalConfig) -> list[Any]:
         console=console,
         paired_encoder=cfg.paired_encoder,
     )
+    if cfg.export_embeddings is not None:
+        for result, benchmark in zip(results, benchmarks, strict=True):
+            seed = result.benchmark.get("params", {}).get("seed")
+            folder = cfg.export_embeddings / f"seed{seed}" if len(results) > 1 else cfg.export_embeddings
+            exported = export_embeddings(result, benchmark, folder)
+            console.print(f"embeddings of {len(exported) - 1} encoders written to {folder}", highlight=False)
     rejected = sum(len(r.rejects) for r in results)
     console.print(
         f"wrote {', '.join(str(p) for p in files.values())}"
@@ -134,7 +209,15 @@ class DatasetQualityConfig(CommandConfig):
 
     toml_section: ClassVar[str] = "bench_dataset"
 
-    source: Path | None = Field(None, description="Folder of style-labelled shards.")
+    source: Path | None = Field(
+        None,
+        description="Style-labelled images: shards, a folder per style, a CSV/JSONL manifest or labelled "
+        "Parquet (imported once under output_dir/imported).",
+    )
+    source_form: SourceForm = form_field()
+    image_column: str | None = image_column_field()
+    style_column: str | None = style_column_field()
+    content_column: str | None = content_column_field()
     encoders: list[EncoderSpec] = Field(default_factory=default_encoders, description="Embedders to use.")
     max_styles: int | None = Field(200, ge=2, description="Styles sampled (None = all).")
     max_images_per_style: int = Field(8, ge=2, description="Images sampled per style.")
@@ -171,10 +254,11 @@ def run_dataset_quality(cfg: DatasetQualityConfig) -> dict[str, Any]:
         raise ConfigError(
             f"paired_encoder {cfg.paired_encoder!r} is not one of the encoders: {', '.join(names)}"
         )
+    shards = _source_shards(cfg, cfg.source)
     try:
         # One sample for every embedder: the same images and pairs, so leakage can be compared pair by pair.
         sample = sample_dataset(
-            cfg.source,
+            shards,
             max_styles=cfg.max_styles,
             max_images_per_style=cfg.max_images_per_style,
             seed=cfg.seed,

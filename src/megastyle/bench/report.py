@@ -17,11 +17,12 @@ from rich.table import Table
 from megastyle.bench.compare import PairedDifference, compare_encoders
 from megastyle.bench.dataset_quality import DatasetQuality
 from megastyle.bench.leakage import LeakageDifference
-from megastyle.bench.retrieval import RetrievalBenchmark, RetrievalResult
+from megastyle.bench.retrieval import LEAVE_ONE_OUT, RetrievalBenchmark, RetrievalResult, safe_name
 
 HIT = (30, 170, 60)
 MISS = (210, 40, 40)
 QUERY = (40, 90, 220)
+CONTENT_METRIC = "content_recall@1"  # content-retrieval Recall@1: the leakage readout beside the table
 
 
 @dataclass
@@ -49,12 +50,14 @@ def summarise(results: Sequence[RetrievalResult]) -> list[SummaryRow]:
     rows = []
     for encoder in results[0].runs:
         runs = [result.runs[encoder] for result in results if encoder in result.runs]
-        values: dict[str, list[float]] = {name: [] for name in names}
+        values: dict[str, list[float]] = {name: [] for name in [*names, CONTENT_METRIC]}
         for run in runs:
             flat = run.scores.as_dict()
             for name in names:
                 if flat.get(name) is not None:
                     values[name].append(float(flat[name]))  # type: ignore[arg-type]
+            if run.content_recall is not None:
+                values[CONTENT_METRIC].append(run.content_recall)
         rows.append(
             SummaryRow(
                 encoder=encoder,
@@ -75,28 +78,104 @@ def _cell(row: SummaryRow, name: str, separator: str = " ± ") -> str:
     return text + f"{separator}{row.std[name]:.3f}" if row.seeds > 1 else text
 
 
-def print_table(rows: Sequence[SummaryRow], ks: Sequence[int], console: Console | None = None) -> Table:
+def _columns(rows: Sequence[SummaryRow], ks: Sequence[int]) -> list[str]:
+    """The table's metric columns: the retrieval metrics, then content Recall@1 where it was read."""
+    return metric_names(ks) + ([CONTENT_METRIC] if any(CONTENT_METRIC in r.mean for r in rows) else [])
+
+
+def print_table(
+    rows: Sequence[SummaryRow], ks: Sequence[int], console: Console | None = None, title: str | None = None
+) -> Table:
     """Print (and return) the retrieval table: one row per encoder."""
-    table = Table(title="StyleRetrieval (held-out styles; mAP@k as CSD, mAP = standard)")
+    table = Table(title=title or "StyleRetrieval (held-out styles; mAP@k as CSD, mAP = standard)")
     table.add_column("encoder", overflow="fold")  # long names wrap; numbers never lose digits
-    for name in metric_names(ks):
-        # Short headers so the table fits a terminal: R@k, mAP@k, mAP.
-        header = name.replace("recall@", "R@").replace("map@", "mAP@")
+    columns = _columns(rows, ks)
+    for name in columns:
+        # Short headers so the table fits a terminal: R@k, mAP@k, mAP, content R@1.
+        header = name.replace(CONTENT_METRIC, "content R@1").replace("recall@", "R@").replace("map@", "mAP@")
         table.add_column(header, justify="right", no_wrap=True, min_width=5)
     table.add_column("dim", justify="right", min_width=3)
     for row in rows:
         # Over several seeds the std goes on a second line, so the table stays narrow.
-        table.add_row(row.encoder, *[_cell(row, n, "\n±") for n in metric_names(ks)], str(row.dim))
+        table.add_row(row.encoder, *[_cell(row, n, "\n±") for n in columns], str(row.dim))
     (console or Console()).print(table)
     return table
 
 
 def markdown_table(rows: Sequence[SummaryRow], ks: Sequence[int]) -> str:
     """The retrieval table as GitHub Markdown."""
-    names = metric_names(ks)
+    names = _columns(rows, ks)
     lines = ["| encoder | " + " | ".join(names) + " | dim |", "|---" * (len(names) + 2) + "|"]
     lines += [f"| {r.encoder} | " + " | ".join(_cell(r, n) for n in names) + f" | {r.dim} |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def scope(result: RetrievalResult) -> dict[str, Any]:
+    """What one benchmark scored: mode, styles, queries, gallery images, skipped styles, duplicates, rejects."""
+    params = result.benchmark.get("params", {})
+    counts = result.benchmark.get("counts", {})
+    mode = params.get("mode", "heldout")
+    styles = len({item.label for item in [*result.queries, *result.gallery]})
+    content = [run.content_queries for run in result.runs.values() if run.content_queries]
+    return {
+        "mode": mode,
+        "queries_per_style": params.get("queries", params.get("queries_per_style")),
+        "styles": styles,
+        "source_styles": counts.get("source_styles"),
+        "queries": len(result.queries),
+        "gallery": len(result.gallery),
+        "skipped_styles": result.skipped_styles,
+        "min_images_per_style": params.get("min_images_per_style"),
+        "duplicates": [d.as_dict() for d in result.duplicates],
+        "rejects": len(result.rejects),
+        "content_labels": bool(content),
+        "content_queries": max(content, default=0),
+    }
+
+
+def scope_lines(result: RetrievalResult, limit: int = 8) -> list[str]:
+    """The scope of one benchmark in sentences, for the terminal and results.md."""
+    info = scope(result)
+    if info["mode"] == "all_styles":
+        how = (
+            "leave-one-out: every image a query against all the others"
+            if info["queries_per_style"] == LEAVE_ONE_OUT
+            else f"{info['queries_per_style']:g} of each style's images as queries, the rest as gallery"
+        )
+        lines = [
+            f"All styles scored ({how}): {info['styles']} of {info['source_styles']} styles, "
+            f"{info['queries']} queries, {info['gallery']} gallery images."
+        ]
+    else:
+        lines = [
+            f"Held-out styles: {info['styles']} styles, {info['queries']} queries, {info['gallery']} gallery images."
+        ]
+    skipped = info["skipped_styles"]
+    if skipped:
+        names = ", ".join(f"{s['style'][:40]} ({s['images']})" for s in skipped[:limit])
+        more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+        lines.append(
+            f"Skipped {len(skipped)} styles with fewer than {info['min_images_per_style']} images: {names}{more}."
+        )
+    duplicates = result.duplicates
+    if duplicates:
+        pairs = ", ".join(f"{d.id} = {d.duplicate_of}" for d in duplicates[:limit])
+        more = f" and {len(duplicates) - limit} more" if len(duplicates) > limit else ""
+        lines.append(
+            f"Left out {len(duplicates)} exact duplicates of a query (same image bytes): {pairs}{more}."
+        )
+    else:
+        lines.append("No exact duplicates between queries and gallery.")
+    if result.rejects:
+        lines.append(f"{len(result.rejects)} undecodable images skipped.")
+    if info["content_labels"]:
+        lines.append(
+            f"Content labels present: content R@1 asks the same embeddings to find an image of the query's "
+            f"content ({info['content_queries']} queries have one); high means the embedding carries content."
+        )
+    else:
+        lines.append("No content labels: content R@1 not read.")
+    return lines
 
 
 def results_json(
@@ -114,10 +193,13 @@ def results_json(
                 "benchmark": result.benchmark,
                 "queries": len(result.queries),
                 "gallery": len(result.gallery),
+                "scope": scope(result),
                 "rejects": [{"item": r.item, "cause": r.cause} for r in result.rejects],
                 "encoders": {
                     name: {
                         **run.scores.as_dict(),
+                        CONTENT_METRIC: run.content_recall,
+                        "content_queries": run.content_queries,
                         "effective_k": run.scores.effective_k,
                         "dim": run.dim,
                         "seconds": run.seconds,
@@ -222,7 +304,12 @@ def write_retrieval_report(
     out.mkdir(parents=True, exist_ok=True)
     rows = summarise(results)
     ks = results[0].ks
-    print_table(rows, ks, console)
+    show = console or Console()
+    for line in scope_lines(results[0]):
+        show.print(line, highlight=False)
+    all_styles = results[0].benchmark.get("params", {}).get("mode") == "all_styles"
+    title = "StyleRetrieval (all styles; mAP@k as CSD, mAP = standard)" if all_styles else None
+    print_table(rows, ks, console, title=title)
     # One encoder against each other one, query by query, on every benchmark seed.
     paired = [compare_encoders(r, paired_encoder) for r in results] if len(results[0].runs) > 1 else []
     labels = [_seed_label(r) if len(results) > 1 else "" for r in results]
@@ -235,15 +322,18 @@ def write_retrieval_report(
     }
     files["json"].write_text(json.dumps(results_json(results, rows, paired), indent=2), encoding="utf-8")
     counts = results[0].benchmark["counts"]
+    what = "styles (all scored)" if all_styles else "held-out styles"
     header = (
-        f"StyleRetrieval on {counts['heldout_styles']} held-out styles: {len(results[0].queries)} queries, "
+        f"StyleRetrieval on {counts['heldout_styles']} {what}: {len(results[0].queries)} queries, "
         f"{len(results[0].gallery)} gallery images, {len(results)} seed(s). "
         "mAP@k is CSD's (mean precision@1..k); mAP is standard average precision.\n\n"
+        + "".join(f"- {line}\n" for line in scope_lines(results[0], limit=50))
+        + "\n"
     )
     sections = [paired_markdown(diffs, label) for diffs, label in zip(paired, labels, strict=False)]
     files["markdown"].write_text("\n".join([header + markdown_table(rows, ks), *sections]), encoding="utf-8")
     for name in results[0].runs:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        safe = safe_name(name)
         files[f"grid:{name}"] = query_grid(
             benchmarks[0], results[0], name, out / f"grid_{safe}.png", num_queries=grid_queries, top=grid_top
         )
@@ -259,7 +349,7 @@ def _paired_title(diffs: Sequence[PairedDifference], label: str = "") -> str:
     first = diffs[0]
     return (
         f"{first.encoder} minus each encoder, paired over the same {first.queries} queries "
-        f"(95% interval: bootstrap over the {first.styles} held-out styles; mAP@1 = Recall@1; better/worse: "
+        f"(95% interval: bootstrap over the {first.styles} styles; mAP@1 = Recall@1; better/worse: "
         "queries where it scores higher/lower)" + (f", {label}" if label else "")
     )
 

@@ -10,6 +10,13 @@ Artefact folder (``save``/``load``):
   referenced, not copied, so the artefact stays small; every read checks the row's id.
 - ``heldout_styles.json``: every style the benchmark uses (ids and texts), so that
   ``train-encoder`` can leave them out of training (``load_heldout_styles``).
+
+Two kinds of split: ``build_benchmark`` holds out some styles of a training set (the encoder must not
+have trained on them); ``build_all_styles_benchmark`` scores every style of an external labelled set,
+with a share of each style's images as queries or every image a query against all the others
+(leave-one-out: role ``both``). ``evaluate`` can leave out exact duplicates (the same image bytes) so a
+query never finds its own copy, and reads content-retrieval Recall@1 beside style retrieval where the
+rows carry content ids.
 """
 
 from __future__ import annotations
@@ -30,7 +37,15 @@ from PIL import Image
 
 from megastyle.bench.encoders import Embedder
 from megastyle.bench.metrics import RetrievalScores, evaluate_embeddings
-from megastyle.data import Reject, ShardReader, StyleIndex, build_style_index, decode_image
+from megastyle.data import (
+    Reject,
+    ShardReader,
+    StyleIndex,
+    atomic_write_table,
+    build_style_index,
+    decode_image,
+)
+from megastyle.data.collections import clean_cause
 from megastyle.data.neighbours import TopK, topk_search
 from megastyle.progress import step
 
@@ -41,6 +56,11 @@ ROWS_NAME = "rows.parquet"
 HELDOUT_NAME = "heldout_styles.json"
 
 
+QUERY_ROLES = ("query", "both")
+GALLERY_ROLES = ("gallery", "both")
+LEAVE_ONE_OUT = "leave-one-out"
+
+
 class BenchmarkSourceError(ValueError):
     """The benchmark's source shards are missing or differ from those it was built from."""
 
@@ -49,7 +69,7 @@ class BenchmarkSourceError(ValueError):
 class BenchmarkItem:
     """One benchmark image, referenced by its place in the source shards."""
 
-    role: str  # "query" or "gallery"
+    role: str  # "query", "gallery", or "both" (leave-one-out: a query against every other image)
     global_row: int
     shard: str  # shard file name
     shard_row: int
@@ -96,13 +116,18 @@ class RetrievalBenchmark:
 
     @property
     def queries(self) -> list[BenchmarkItem]:
-        """Query items in benchmark order."""
-        return [item for item in self.items if item.role == "query"]
+        """Query items in benchmark order (leave-one-out items included)."""
+        return [item for item in self.items if item.role in QUERY_ROLES]
 
     @property
     def gallery(self) -> list[BenchmarkItem]:
-        """Gallery items in benchmark order."""
-        return [item for item in self.items if item.role == "gallery"]
+        """Gallery items in benchmark order (leave-one-out items included)."""
+        return [item for item in self.items if item.role in GALLERY_ROLES]
+
+    @property
+    def mode(self) -> str:
+        """``heldout`` (some styles of a training set) or ``all_styles`` (every style of a labelled set)."""
+        return str(self.manifest.get("params", {}).get("mode", "heldout"))
 
     @property
     def heldout_styles(self) -> list[dict[str, Any]]:
@@ -118,18 +143,24 @@ class RetrievalBenchmark:
             self._reader = ShardReader(self.source_shards, columns=["id", "image"])
         return self._reader
 
-    def load_images(self, items: Sequence[BenchmarkItem]) -> list[Image.Image]:
-        """Decode the images of ``items`` (ImageDecodeError names the row; an id mismatch is an error)."""
+    def load_bytes(self, items: Sequence[BenchmarkItem]) -> list[bytes]:
+        """The encoded images of ``items`` (an id mismatch is a BenchmarkSourceError)."""
         reader = self.reader()
-        images = []
+        out = []
         for item in items:
             row = reader.get_row(item.global_row, columns=["id", "image"])
             if row["id"] != item.id:
                 raise BenchmarkSourceError(
                     f"row {item.global_row} of the source is {row['id']!r}, the benchmark expects {item.id!r}"
                 )
-            images.append(decode_image((row["image"] or {}).get("bytes"), item=item.id))
-        return images
+            out.append(bytes((row["image"] or {}).get("bytes") or b""))
+        return out
+
+    def load_images(self, items: Sequence[BenchmarkItem]) -> list[Image.Image]:
+        """Decode the images of ``items`` (ImageDecodeError names the row; an id mismatch is an error)."""
+        return [
+            decode_image(data, item=item.id) for item, data in zip(items, self.load_bytes(items), strict=True)
+        ]
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -355,6 +386,92 @@ def _item(
     )
 
 
+def build_all_styles_benchmark(
+    source: str | Path | Sequence[str | Path],
+    *,
+    queries: float | str = LEAVE_ONE_OUT,
+    seed: int = 0,
+    min_images_per_style: int = 2,
+    max_gallery_per_style: int | None = None,
+) -> RetrievalBenchmark:
+    """Every style of a labelled set scored, none held out for training: for an external set.
+
+    ``queries`` is ``"leave-one-out"`` (every image a query against all the others, role ``both``) or a
+    fraction in (0, 1): that share of each style's images (rounded, at least one, at most all but one),
+    seeded, are queries and the rest the gallery. Styles with fewer than ``min_images_per_style`` images
+    (never fewer than 2: a query needs another image of its style) are skipped and listed in the manifest.
+    """
+    loo = queries == LEAVE_ONE_OUT
+    if not loo and (isinstance(queries, str) or not 0.0 < float(queries) < 1.0):
+        raise ValueError(f"queries must be '{LEAVE_ONE_OUT}' or a fraction in (0, 1), got {queries!r}")
+    reader = ShardReader(source)
+    fingerprint = source_fingerprint(reader)
+    index = build_style_index(reader)
+    minimum = max(2, min_images_per_style)
+    sizes = np.diff(index.offsets)
+    scored = [label for label in range(len(index)) if sizes[label] >= minimum]
+    skipped = [
+        {"style": index.styles[label], "style_id": index.style_ids[label], "images": int(sizes[label])}
+        for label in range(len(index))
+        if sizes[label] < minimum
+    ]
+    if not scored:
+        raise ValueError(
+            f"no style to score: all {len(index)} styles have fewer than {minimum} images "
+            "(a query needs another image of its style)"
+        )
+    rng = np.random.default_rng(seed)
+    chosen = {label: index.rows_for_label(label) for label in scored}
+    meta = _row_metadata(reader, np.sort(np.concatenate(list(chosen.values()))))
+    items: list[BenchmarkItem] = []
+    styles: list[dict[str, Any]] = []
+    for dense, label in enumerate(scored):
+        rows = chosen[label]
+        if loo:
+            gallery_rows = [int(r) for r in rows]
+            if max_gallery_per_style is not None:
+                gallery_rows = sorted(rng.permutation(gallery_rows)[: max(2, max_gallery_per_style)].tolist())
+            items.extend(_item("both", row, meta, reader, dense) for row in sorted(gallery_rows))
+        else:
+            count = min(len(rows) - 1, max(1, round(float(queries) * len(rows))))
+            order = rng.permutation(len(rows))
+            query_rows = sorted(int(r) for r in rows[order[:count]])
+            gallery_rows = [int(r) for r in rows[order[count:]]]
+            if max_gallery_per_style is not None:
+                gallery_rows = gallery_rows[:max_gallery_per_style]
+            items.extend(_item("query", row, meta, reader, dense) for row in query_rows)
+            items.extend(_item("gallery", row, meta, reader, dense) for row in sorted(gallery_rows))
+        styles.append({"style_id": index.style_ids[label], "style": index.styles[label], "role": "scored"})
+    n_queries = sum(item.role in QUERY_ROLES for item in items)
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source_fingerprint": fingerprint,
+        "params": {
+            "mode": "all_styles",
+            "queries": LEAVE_ONE_OUT if loo else float(queries),
+            "seed": seed,
+            "min_images_per_style": minimum,
+            "max_gallery_per_style": max_gallery_per_style,
+        },
+        "counts": {
+            "source_rows": len(reader),
+            "source_styles": len(index),
+            "scored_styles": len(scored),
+            "skipped_styles": len(skipped),
+            "heldout_styles": len(scored),
+            "distractor_styles": 0,
+            "training_styles": 0,
+            "queries": n_queries,
+            "gallery": sum(item.role in GALLERY_ROLES for item in items),
+        },
+        "styles": styles,
+        "skipped_styles": skipped,
+    }
+    return RetrievalBenchmark(items=items, manifest=manifest, source_shards=list(reader.shards))
+
+
 @dataclass(frozen=True)
 class HeldoutStyles:
     """Styles a benchmark holds out; training leaves them out (matched on text, optionally on id)."""
@@ -411,6 +528,25 @@ class EncoderRun:
     top: TopK  # indices into the evaluated gallery list (RetrievalResult.gallery)
     dim: int
     seconds: float
+    # Content-retrieval Recall@1 of the same embeddings (None without content ids), over this many queries.
+    content_recall: float | None = None
+    content_queries: int = 0
+    embeddings: np.ndarray | None = field(default=None, repr=False)  # rows = RetrievalResult.embedded
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An image left out of scoring because its bytes equal those of a query (``duplicate_of``)."""
+
+    id: str
+    duplicate_of: str
+    excluded: str  # "gallery" (a gallery copy of a query) or "query and gallery" (a repeated image)
+    style: str
+    duplicate_style: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain fields for JSON."""
+        return asdict(self)
 
 
 @dataclass
@@ -423,6 +559,14 @@ class RetrievalResult:
     gallery: list[BenchmarkItem]
     runs: dict[str, EncoderRun]
     rejects: list[Reject] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    embedded: list[BenchmarkItem] = field(default_factory=list)  # every scored image, in embedding order
+    skipped_styles: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def content_labels(self) -> bool:
+        """Did the scored images carry content ids (so content Recall@1 was read)?"""
+        return any(run.content_queries for run in self.runs.values())
 
 
 def _decode_all(
@@ -437,7 +581,7 @@ def _decode_all(
             raise  # the source changed under the benchmark: nothing after this can be trusted
         except ValueError as err:  # an undecodable row is recorded and skipped, never fatal
             images.append(None)
-            rejects.append(Reject(item.id, f"decode: {err}"))
+            rejects.append(Reject(item.id, clean_cause(f"decode: {err}")))
     return images, rejects
 
 
@@ -447,6 +591,80 @@ def _embed(embedder: Embedder, images: Sequence[Image.Image], batch_size: int, n
         raise ValueError(f"encoder {name!r} returned shape {out.shape} for {len(images)} images")
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms > 0, norms, 1.0)  # cosine similarity for every embedder
+
+
+def find_duplicates(
+    benchmark: RetrievalBenchmark, *, read_batch: int = 512
+) -> tuple[list[bool], list[bool], list[Duplicate]]:
+    """Which items stay queries / gallery once exact duplicates (same bytes, by sha256) are left out.
+
+    A gallery image with the bytes of a query is left out of the gallery; of a repeated leave-one-out
+    image only the first copy is kept. Returns (is query, is gallery, the duplicates) per item.
+    """
+    items = benchmark.items
+    digests: list[str] = []
+    for start in range(0, len(items), read_batch):
+        digests += [
+            hashlib.sha256(d).hexdigest() for d in benchmark.load_bytes(items[start : start + read_batch])
+        ]
+    is_query = [item.role in QUERY_ROLES for item in items]
+    is_gallery = [item.role in GALLERY_ROLES for item in items]
+    duplicates: list[Duplicate] = []
+    first_both: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.role != "both":
+            continue
+        kept = first_both.setdefault(digests[i], i)
+        if kept != i:
+            is_query[i] = is_gallery[i] = False
+            other = items[kept]
+            duplicates.append(Duplicate(item.id, other.id, "query and gallery", item.style, other.style))
+    query_of: dict[str, int] = {}
+    for i in range(len(items)):
+        if is_query[i]:
+            query_of.setdefault(digests[i], i)
+    for i, item in enumerate(items):
+        if item.role == "gallery" and digests[i] in query_of:
+            is_gallery[i] = False
+            other = items[query_of[digests[i]]]
+            duplicates.append(Duplicate(item.id, other.id, "gallery", item.style, other.style))
+    return is_query, is_gallery, duplicates
+
+
+def content_recall_at_1(
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    query_contents: Sequence[int | None],
+    gallery_contents: Sequence[int | None],
+    exclude: np.ndarray | None = None,
+) -> tuple[float | None, int]:
+    """Recall@1 with content ids as labels (``bench.metrics``), over queries with a same-content gallery image.
+
+    Queries without a content id, or whose content no other gallery image has, are left out. Returns
+    (Recall@1 or None, the number of queries it was read on).
+    """
+    q = np.array([-1 if c is None else int(c) for c in query_contents], dtype=np.int64)
+    # Gallery images without a content id get labels no query has.
+    g = np.array([-2 - j if c is None else int(c) for j, c in enumerate(gallery_contents)], dtype=np.int64)
+    labels, counts = np.unique(g, return_counts=True)
+    available = dict(zip(labels.tolist(), counts.tolist(), strict=True))
+    same = np.array([available.get(int(c), 0) for c in q], dtype=np.int64)
+    if exclude is not None:  # a query's own gallery copy is not another image of its content
+        own = (exclude >= 0) & (g[np.clip(exclude, 0, None)] == q)
+        same -= own.astype(np.int64)
+    has = (q >= 0) & (same > 0)
+    if not has.any():
+        return None, 0
+    scores = evaluate_embeddings(
+        queries[has],
+        gallery,
+        q[has],
+        g,
+        [1],
+        exclude=None if exclude is None else exclude[has],
+        standard_map=False,
+    )
+    return scores.recall[1], int(has.sum())
 
 
 def evaluate(
@@ -459,11 +677,28 @@ def evaluate(
     standard_map: bool = True,
     keep_top: int = 10,
     progress: bool = False,
+    exclude_duplicates: bool = False,
+    keep_embeddings: bool = False,
 ) -> RetrievalResult:
-    """Embed queries and gallery once per encoder and score them; undecodable rows are skipped and listed."""
+    """Embed queries and gallery once per encoder and score them; undecodable rows are skipped and listed.
+
+    Leave-one-out items (role ``both``) are queries ranked against every other gallery image.
+    ``exclude_duplicates`` leaves exact duplicates of a query out of the gallery (``find_duplicates``).
+    Where the rows carry content ids, content Recall@1 of the same embeddings is read too.
+    ``keep_embeddings`` keeps each encoder's embeddings of ``RetrievalResult.embedded``.
+    """
     if not encoders:
         raise ValueError("evaluate needs at least one encoder")
-    items = benchmark.items
+    if exclude_duplicates:
+        is_query, is_gallery, duplicates = find_duplicates(benchmark, read_batch=read_batch)
+    else:
+        is_query = [item.role in QUERY_ROLES for item in benchmark.items]
+        is_gallery = [item.role in GALLERY_ROLES for item in benchmark.items]
+        duplicates = []
+    used = [i for i in range(len(benchmark.items)) if is_query[i] or is_gallery[i]]
+    items = [benchmark.items[i] for i in used]
+    query_flags = np.array([is_query[i] for i in used], dtype=bool)
+    gallery_flags = np.array([is_gallery[i] for i in used], dtype=bool)
     # Small benchmarks decode once for all encoders; large ones decode per read batch.
     cached = len(items) <= 4 * read_batch
     images, rejects = _decode_all(benchmark, items) if cached else ([], [])
@@ -489,21 +724,45 @@ def evaluate(
             keep = ok
             embeddings = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
             kept = [item for item, flag in zip(items, ok, strict=True) if flag]
-            is_query = np.array([item.role == "query" for item in kept], dtype=bool)
-            if is_query.all() or not is_query.any():
+            q_rows = np.flatnonzero(query_flags[ok])
+            g_rows = np.flatnonzero(gallery_flags[ok])
+            if not len(q_rows) or not len(g_rows):
                 raise ValueError(
                     f"after skipping {len(rejects)} undecodable rows, no queries or no gallery remain"
                 )
-            queries, gallery = embeddings[is_query], embeddings[~is_query]
-            q_labels = [item.label for item in kept if item.role == "query"]
-            g_labels = [item.label for item in kept if item.role == "gallery"]
-            scores = evaluate_embeddings(queries, gallery, q_labels, g_labels, ks, standard_map=standard_map)
-            top = topk_search(queries, gallery, keep_top)
+            # A leave-one-out query sits in the gallery too: it is never ranked against itself.
+            gallery_position = {int(row): j for j, row in enumerate(g_rows)}
+            own = np.array([gallery_position.get(int(row), -1) for row in q_rows], dtype=np.int64)
+            exclude = own if (own >= 0).any() else None
+            queries, gallery = embeddings[q_rows], embeddings[g_rows]
+            q_items, g_items = [kept[i] for i in q_rows], [kept[i] for i in g_rows]
+            q_labels = [item.label for item in q_items]
+            g_labels = [item.label for item in g_items]
+            scores = evaluate_embeddings(
+                queries, gallery, q_labels, g_labels, ks, exclude=exclude, standard_map=standard_map
+            )
+            top = topk_search(queries, gallery, keep_top, exclude=exclude)
+            content, content_queries = content_recall_at_1(
+                queries,
+                gallery,
+                [item.content_id for item in q_items],
+                [item.content_id for item in g_items],
+                exclude,
+            )
             runs[name] = EncoderRun(
-                name, scores, top, int(embeddings.shape[1]), time.perf_counter() - started
+                name,
+                scores,
+                top,
+                int(embeddings.shape[1]),
+                time.perf_counter() - started,
+                content_recall=content,
+                content_queries=content_queries,
+                embeddings=embeddings if keep_embeddings else None,
             )
     assert keep is not None
     kept = [item for item, flag in zip(items, keep, strict=True) if flag]
+    q_kept = query_flags[keep]
+    g_kept = gallery_flags[keep]
     summary = {
         "source_fingerprint": benchmark.manifest["source_fingerprint"],
         "params": benchmark.manifest["params"],
@@ -512,8 +771,70 @@ def evaluate(
     return RetrievalResult(
         benchmark=summary,
         ks=[int(k) for k in ks],
-        queries=[item for item in kept if item.role == "query"],
-        gallery=[item for item in kept if item.role == "gallery"],
+        queries=[item for item, flag in zip(kept, q_kept, strict=True) if flag],
+        gallery=[item for item, flag in zip(kept, g_kept, strict=True) if flag],
         runs=runs,
         rejects=rejects,
+        duplicates=duplicates,
+        embedded=kept,
+        skipped_styles=list(benchmark.manifest.get("skipped_styles", [])),
     )
+
+
+def export_embeddings(
+    result: RetrievalResult, benchmark: RetrievalBenchmark, folder: str | Path
+) -> dict[str, Path]:
+    """Each encoder's embeddings of the scored images as ``<encoder>.safetensors`` with a ``.parquet`` sidecar.
+
+    The files are those of ``megastyle embed`` (``load_embeddings`` reads them): one row per image in
+    ``result.embedded`` order, with its id, shard and row, style id and text, content id. ``split.parquet``
+    beside them gives each row's role (query, gallery or both) and benchmark label. Needs
+    ``evaluate(..., keep_embeddings=True)``.
+    """
+    from megastyle.encode.embed import EmbeddingSet, EmbedItem
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = {Path(p).name: str(p) for p in benchmark.source_shards}
+    items = [
+        EmbedItem(
+            id=item.id,
+            path=shards.get(item.shard, item.shard),
+            row=item.global_row,
+            style_id=item.style_id,
+            content_id=item.content_id,
+            style_label=item.style,
+        )
+        for item in result.embedded
+    ]
+    queries = {item.global_row for item in result.queries}
+    gallery = {item.global_row for item in result.gallery}
+    roles = [
+        "both" if row in queries and row in gallery else "query" if row in queries else "gallery"
+        for row in (item.global_row for item in result.embedded)
+    ]
+    split = pa.table(
+        {
+            "id": [item.id for item in result.embedded],
+            "role": roles,
+            "label": [item.label for item in result.embedded],
+            "style": [item.style for item in result.embedded],
+            "style_id": pa.array([item.style_id for item in result.embedded], pa.int64()),
+            "content_id": pa.array([item.content_id for item in result.embedded], pa.int64()),
+        }
+    )
+    atomic_write_table(out / "split.parquet", split)
+    files = {"split": out / "split.parquet"}
+    for name, run in result.runs.items():
+        if run.embeddings is None:
+            raise ValueError(f"encoder {name!r} kept no embeddings: evaluate with keep_embeddings=True")
+        info = {"encoder": name, "dim": run.dim, "count": len(items), "benchmark": result.benchmark["params"]}
+        files[name] = EmbeddingSet(run.embeddings, items, info=info).save(
+            out / f"{safe_name(name)}.safetensors"
+        )
+    return files
+
+
+def safe_name(name: str) -> str:
+    """An encoder name as a file name: letters, digits, ``-_.``; anything else becomes ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from megastyle.config import CommandConfig, ConfigError
 from megastyle.curate.config import CurateConfig
+from megastyle.data.folders import claim_output_dir
 
 console = Console()
 
@@ -56,11 +57,14 @@ class RenderConfig(CommandConfig):
 def _read_lines(path: Path, what: str) -> list[str]:
     """The non-empty lines of a prompt file."""
     if not path.is_file():
-        raise ConfigError(f"{what} file {path} does not exist")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
+        raise ConfigError(f"{path}: {what} file does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file ({what}s, one per line, were expected)") from err
+    lines = [line for line in (line.strip() for line in text.splitlines()) if line]
     if not lines:
-        raise ConfigError(f"{what} file {path} holds no prompts")
+        raise ConfigError(f"{path}: {what} file holds no prompts")
     return lines
 
 
@@ -79,6 +83,7 @@ def run_render(cfg: RenderConfig) -> None:
         if cfg.content_prompts
         else sample_content_prompts(cfg.num_content_prompts, seed=cfg.seed + 1)
     )
+    claim_output_dir(cfg.output_dir, "render", legacy=lambda f: (f / "generate_manifest.json").is_file())
     plan = plan_images(styles, contents, cfg.contents_per_style, seed=cfg.seed)
     summary = run_generate(
         plan,

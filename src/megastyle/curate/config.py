@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from megastyle.config import CommandConfig
 from megastyle.curate.balance import PromptBalanceConfig
@@ -33,12 +33,35 @@ class WorkersSection(CommandConfig):
 
 
 class PoolsSection(CommandConfig):
-    """The two image pools: one gives style prompts, the other content prompts."""
+    """The two image pools: one gives style prompts, the other content prompts.
+
+    Each pool is a list of sources; a plain path (``--pools.style ./imgs``, or a list of paths) is
+    read as ``{path = ...}`` with the role of its pool.
+    """
 
     style: list[PoolSpec] = Field(
-        default_factory=list, description="Style pool(s): folders, shards, tars, lists."
+        default_factory=list,
+        description="Style pool(s): folders, shards, tars, lists; a path, a list of paths, or tables "
+        "[[curate.pools.style]] with path and options.",
     )
-    content: list[PoolSpec] = Field(default_factory=list, description="Content pool(s).")
+    content: list[PoolSpec] = Field(
+        default_factory=list, description="Content pool(s), in the same forms (role content)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_as_sources(cls, data: Any) -> Any:
+        """Accept a path or a list of paths for a pool, as a user would type them."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for role in ("style", "content"):
+            value = out.get(role)
+            if isinstance(value, str | Path):
+                value = [value]
+            if isinstance(value, list):
+                out[role] = [{"path": v, "role": role} if isinstance(v, str | Path) else v for v in value]
+        return out
 
 
 class CaptionSection(WorkersSection):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -22,6 +23,7 @@ from megastyle.curate.runstate import StageDir, fingerprint, read_rejects, write
 from megastyle.curate.stages import balance, caption, combine, dedup, filter, generate, ingest, write
 from megastyle.curate.stages.base import CurateStateError, RunContext, Stage, console, section_payload
 from megastyle.data import atomic_write_json, atomic_write_text
+from megastyle.data.folders import claim_output_dir, owner_of
 from megastyle.progress import step
 
 STAGES: tuple[Stage, ...] = (
@@ -37,12 +39,37 @@ STAGES: tuple[Stage, ...] = (
 STAGE_FOLDERS = {stage.name: f"{i:02d}_{stage.name}" for i, stage in enumerate(STAGES, 1)}
 
 
-def _check_run_dir(cfg: CurateConfig) -> None:
-    stages = cfg.run_dir / "stages"
-    if stages.exists() and any(stages.iterdir()) and not cfg.resume:
+def _legacy_run(run_dir: Path) -> bool:
+    """A curate run written before run folders carried a marker: it has our stage folders."""
+    return (run_dir / "stages" / STAGE_FOLDERS["ingest"]).is_dir()
+
+
+def _has_progress(run_dir: Path) -> bool:
+    """True when some stage of the run in ``run_dir`` finished (its manifest exists)."""
+    return any((run_dir / "stages").glob("*/manifest.json"))
+
+
+def check_run_dir(cfg: CurateConfig) -> None:
+    """Refuse a run folder this invocation must not write: a file, a user's folder, a run to overwrite,
+    a resume of nothing; and missing pools, before anything is written."""
+    run_dir = cfg.run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CurateStateError(f"{run_dir}: is a file, not a run folder")
+    ours = owner_of(run_dir) == "curate" or (run_dir.is_dir() and _legacy_run(run_dir))
+    if cfg.resume and not ours:
         raise CurateStateError(
-            f"{cfg.run_dir} already holds a curate run; pass --resume to continue it, or choose a new run_dir"
+            f"{run_dir}: holds no megastyle curate run to resume; drop --resume to start one"
         )
+    if ours and _has_progress(run_dir) and not cfg.resume:
+        raise CurateStateError(
+            f"{run_dir}: already holds a curate run; pass --resume to continue it, or choose a new run_dir"
+        )
+    for role in ("style", "content"):
+        if not getattr(cfg.pools, role):
+            raise CurateStateError(f"pools.{role}: no {role} pool configured; give --pools.{role} FOLDER")
+        for spec in getattr(cfg.pools, role):
+            if not spec.path.exists():
+                raise CurateStateError(f"{spec.path}: the {role} pool does not exist")
 
 
 def _run_stage(ctx: RunContext, stage: Stage, upstream_key: str | None) -> StageDir:
@@ -66,8 +93,8 @@ def _run_stage(ctx: RunContext, stage: Stage, upstream_key: str | None) -> Stage
 
 def run_curate(cfg: CurateConfig, engine: Engine | None = None) -> dict[str, Any]:
     """Run (or resume) every stage and return the per-stage stats."""
-    _check_run_dir(cfg)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(cfg)
+    claim_output_dir(cfg.run_dir, "curate", legacy=_legacy_run)
     atomic_write_text(cfg.run_dir / "config.toml", cfg.to_toml())
     ctx = RunContext(cfg, cfg.run_dir, engine or make_engine(cfg.engine, cfg.workers, cfg.ray), STAGE_FOLDERS)
     timings: dict[str, float] = {}

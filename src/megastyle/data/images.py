@@ -65,6 +65,8 @@ def _open(data: bytes, item: str | None, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(str(exc), item=item) from exc
+        except Image.UnidentifiedImageError as exc:  # its message carries the buffer's repr: not for users
+            raise ImageDecodeError("not an image in a format PIL reads", item=item) from exc
         except Exception as exc:  # hostile input makes PIL raise many exception types
             raise ImageDecodeError(f"{type(exc).__name__}: {exc}", item=item) from exc
     width, height = image.size

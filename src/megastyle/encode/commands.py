@@ -16,6 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from megastyle.config import ConfigError
+from megastyle.data.collections import (
+    CollectionOptions,
+    SourceForm,
+    clean_cause,
+    content_column_field,
+    form_field,
+    image_column_field,
+    style_column_field,
+)
 from megastyle.encode.source import EncoderSource, load_encoder_from_config
 from megastyle.encode.train_config import TrainEncoderConfig
 
@@ -30,7 +39,15 @@ class EmbedConfig(EncoderSource):
 
     toml_section: ClassVar[str] = "embed"
 
-    source: Path | None = Field(None, description="Image folder (recursive) or folder of Parquet shards.")
+    source: Path | None = Field(
+        None,
+        description="Image folder (recursive; a subfolder per style labels its images), a CSV/JSONL manifest, "
+        "labelled Parquet, or MegaStyle shards.",
+    )
+    source_form: SourceForm = form_field()
+    image_column: str | None = image_column_field()
+    style_column: str | None = style_column_field()
+    content_column: str | None = content_column_field()
     output: Path = Field(
         Path("runs/embeddings/embeddings.safetensors"),
         description="Embeddings file (.safetensors; .parquet and .rejects.jsonl sidecars are written beside it).",
@@ -59,6 +76,7 @@ def run_embed(cfg: EmbedConfig) -> None:
     if cfg.output.suffix != ".safetensors":
         raise ConfigError(f"--output must end with .safetensors, got {cfg.output}")
     encoder = load_encoder_from_config(cfg)
+    notices: list[str] = []
     try:
         summary = embed_collection(
             encoder,
@@ -70,9 +88,15 @@ def run_embed(cfg: EmbedConfig) -> None:
             workers=cfg.workers,
             progress=cfg.progress,
             keep_chunks=cfg.keep_chunks,
+            options=CollectionOptions.of(cfg),
+            notice=notices,
         )
+    except ConfigError:
+        raise
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from err
+    for line in notices:
+        console.print(line, highlight=False)
     console.print(
         f"{summary.embedded} embeddings ({summary.dim}-d) in {summary.out_path}; "
         f"{summary.rejected} images rejected; chunks {summary.chunks_written} written, "
@@ -134,17 +158,38 @@ def run_score(cfg: ScoreConfig) -> float:
     if cfg.image_a is None or cfg.image_b is None:
         raise ConfigError("score needs two images: megastyle score A B")
     images = [_open_image(cfg.image_a), _open_image(cfg.image_b)]
+    # The official decoding is kept for parity; megastyle's own (EXIF rotation, 16-bit scaled, alpha on
+    # white) is what embed and the benchmarks see. Where the two differ, both scores are given.
+    ours = [_decode_ours(cfg.image_a, images[0]), _decode_ours(cfg.image_b, images[1])]
+    differs = [(path, why) for path, (_, why) in zip((cfg.image_a, cfg.image_b), ours, strict=True) if why]
     try:
         calibration = ScoreCalibration.load(cfg.calibration) if cfg.calibration is not None else None
     except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"calibration {cfg.calibration}: {err}") from err
     encoder = load_encoder_from_config(cfg)
     score = cosine_score(encoder, images[0], images[1])
+    ours_score = None
+    if differs and all(image is not None for image, _ in ours):
+        ours_score = cosine_score(encoder, ours[0][0], ours[1][0])
     readout = calibration.readout(score) if calibration is not None else {"score": score}
+    if differs:
+        readout = {
+            **readout,
+            "decoding_differs": {str(path): why for path, why in differs},
+            "score_megastyle_decoding": ours_score,
+        }
     if cfg.json_output:
         print(json.dumps(readout))
         return score
     print(f"=> style score: {score:.2f}")  # the official style_score.py's line
+    if differs:
+        which = "; ".join(f"{path}: {why}" for path, why in differs)
+        with_ours = (
+            f"; with megastyle's decoding the score is {ours_score:.2f}" if ours_score is not None else ""
+        )
+        print(
+            f"note: decoded as the official script does, which differs from megastyle's decoding ({which}){with_ours}"
+        )
     if calibration is not None:
         print(f"=> percentile vs different-style pairs: {readout['percentile']:.1f}")
         print(f"=> z-score vs different-style pairs: {readout['zscore']:.2f}")
@@ -161,17 +206,31 @@ class SearchConfig(EncoderSource):
 
     index: Path | None = Field(None, description="A saved search index folder.")
     embeddings: Path | None = Field(None, description="An embeddings file (megastyle embed) to index.")
+    source: Path | None = Field(
+        None,
+        description="A collection to search (any form `embed` reads): embedded with the encoder beside "
+        "`output` (OUTPUT.collection.safetensors, reused while the source and encoder are unchanged).",
+    )
+    source_form: SourceForm = form_field()
+    image_column: str | None = image_column_field()
+    style_column: str | None = style_column_field()
+    content_column: str | None = content_column_field()
     kind: Literal["flat", "hnsw", "ivf"] = Field("flat", description="flat = exact; hnsw/ivf need faiss.")
     save_index: Path | None = Field(None, description="Save the built index to this folder.")
     queries: list[Path] = Field(default_factory=list, description="Query images or folders of images.")
     k: int = Field(10, ge=1, description="Results per query.")
     output: Path = Field(Path("runs/search/search.html"), description="HTML page to write.")
     batch_size: int = Field(32, ge=1, description="Images per forward pass.")
+    max_results_per_page: int = Field(
+        1000, ge=1, description="Results on one page; more queries × k are split into numbered pages."
+    )
+    progress: bool = Field(True, description="Show progress (embedding a source, writing large pages).")
 
 
-def _query_images(paths: list[Path]) -> list[tuple[str, Any]]:
-    """(name, decoded image) of every query file and every image in the query folders."""
-    from megastyle.data import decode_image, list_image_files
+def _query_images(paths: list[Path]) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
+    """(name, decoded image) of every readable query file and image in the query folders, and the
+    (name, cause) of those that could not be read."""
+    from megastyle.data import ImageDecodeError, decode_image, list_image_files
 
     files: list[Path] = []
     for path in paths:
@@ -183,40 +242,136 @@ def _query_images(paths: list[Path]) -> list[tuple[str, Any]]:
             raise ConfigError(f"query {path} does not exist")
     if not files:
         raise ConfigError("no query images: set --queries IMAGE_OR_FOLDER")
-    return [(str(f), decode_image(f.read_bytes(), item=str(f))) for f in files]
+    good, skipped = [], []
+    for file in files:
+        try:
+            good.append((str(file), decode_image(file.read_bytes(), item=str(file))))
+        except (OSError, ImageDecodeError) as err:  # one bad query must not lose the others
+            skipped.append((str(file), clean_cause(getattr(err, "cause", str(err)))))
+    if not good:
+        first = f"{skipped[0][0]}: {skipped[0][1]}"
+        raise ConfigError(f"no readable query image: all {len(skipped)} failed (first: {first})")
+    return good, skipped
 
 
-def run_search(cfg: SearchConfig) -> Any:
-    """Load or build the index, embed the queries with the encoder, write the HTML page."""
-    from megastyle.encode.search import SearchIndex, build_index, write_search_html
+def _search_index(cfg: SearchConfig, encoder: Any) -> Any:
+    """The index to search: a saved one, an embeddings file, or the source embedded now (or reused)."""
+    from megastyle.encode.embed import embed_collection
+    from megastyle.encode.search import SearchIndex, build_index
 
     try:
         if cfg.index is not None:
-            index = SearchIndex.load(cfg.index)
-        elif cfg.embeddings is not None:
-            index = build_index(cfg.embeddings, kind=cfg.kind)
-        else:
-            raise ConfigError("set --index FOLDER or --embeddings FILE")
+            return SearchIndex.load(cfg.index)
+        if cfg.embeddings is not None:
+            return build_index(cfg.embeddings, kind=cfg.kind)
+        assert cfg.source is not None
+        out = cfg.output.with_name(f"{cfg.output.stem}.collection.safetensors")
+        notices: list[str] = []
+        summary = embed_collection(
+            encoder,
+            cfg.source,
+            batch_size=cfg.batch_size,
+            out_path=out,
+            progress=cfg.progress,
+            options=CollectionOptions.of(cfg),
+            reuse=True,
+            notice=notices,
+        )
+        for line in notices:
+            console.print(line, highlight=False)
+        how = "reused" if summary.reused else "embedded"
+        console.print(
+            f"{how} {summary.embedded} images of {cfg.source} ({summary.rejected} rejected) in {out}"
+        )
+        return build_index(out, kind=cfg.kind)
+    except ConfigError:
+        raise
     except (FileNotFoundError, ImportError, ValueError) as err:
         raise ConfigError(str(err)) from err
+
+
+def run_search(cfg: SearchConfig) -> Any:
+    """Load or build the index, embed the queries with the encoder, write the HTML page(s)."""
+    from megastyle.encode.search import write_search_pages
+
+    given = [name for name in ("index", "embeddings", "source") if getattr(cfg, name) is not None]
+    if len(given) != 1:
+        raise ConfigError(
+            "set --index FOLDER or --embeddings FILE (or --source COLLECTION to embed one now)"
+            + (f", one of them: got {', '.join('--' + g for g in given)}" if given else "")
+        )
+    index = _search_index(cfg, None) if cfg.source is None else None
+    queries, skipped = _query_images(cfg.queries)
+    encoder = load_encoder_from_config(cfg)
+    if index is None:
+        index = _search_index(cfg, encoder)
     if cfg.save_index is not None:
         index.save(cfg.save_index)
-    queries = _query_images(cfg.queries)
-    encoder = load_encoder_from_config(cfg)
+    for name, cause in skipped:
+        console.print(f"[yellow]skipped query[/yellow] {name}: {cause}")
+    k = cfg.k
+    if k > len(index):
+        console.print(f"--k {k} is more than the {len(index)} items in the collection: showing {len(index)}")
+        k = len(index)
+    if k > cfg.max_results_per_page:
+        raise ConfigError(
+            f"--k {k}: one query's results exceed the {cfg.max_results_per_page}-result page limit; "
+            "lower --k or raise --max-results-per-page"
+        )
     embeddings = encoder.embed_images([image for _, image in queries], batch_size=cfg.batch_size)
     if embeddings.shape[1] != index.dim:
         raise ConfigError(f"encoder embeds {embeddings.shape[1]}-d, the index holds {index.dim}-d vectors")
-    hits = index.search(embeddings, cfg.k)
-    page = write_search_html(cfg.output, queries, hits)
-    table = Table(title=f"top {cfg.k} ({index.kind}, {index.backend})")
+    hits = index.search(embeddings, k)
+    pages = write_search_pages(
+        cfg.output,
+        queries,
+        hits,
+        max_results=cfg.max_results_per_page,
+        skipped=skipped,
+        progress=cfg.progress,
+    )
+    table = Table(title=f"top {k} ({index.kind}, {index.backend})")
     for column in ("query", "rank", "id", "score"):
         table.add_column(column)
     for (name, _), row in zip(queries, hits, strict=True):
         for hit in row[:3]:
             table.add_row(Path(name).name, str(hit.rank), hit.id, f"{hit.score:.3f}")
     console.print(table)
-    console.print(f"wrote {page}")
+    if len(pages) > 1:
+        console.print(
+            f"{sum(len(row) for row in hits)} results split into {len(pages)} pages of at most "
+            f"{cfg.max_results_per_page}: {pages[0]} … {pages[-1]}"
+        )
+    else:
+        console.print(f"wrote {pages[0]}")
+    if skipped:
+        console.print(f"{len(skipped)} query images skipped: {', '.join(name for name, _ in skipped)}")
     return hits
+
+
+def _decode_ours(path: Path, official: Any) -> tuple[Any, str | None]:
+    """(the image as megastyle decodes it, why it differs from the official decoding or None)."""
+    import numpy as np
+    from PIL import Image
+
+    from megastyle.data import decode_image
+
+    data = path.read_bytes()
+    try:
+        ours = decode_image(data, item=str(path))
+    except ValueError as err:
+        return None, f"megastyle's decoder refuses it ({err})"
+    if ours.size == official.size and np.array_equal(np.asarray(ours), np.asarray(official)):
+        return ours, None
+    reasons = []
+    with Image.open(path) as raw:
+        if raw.getexif().get(0x0112, 1) not in (0, 1):  # the EXIF Orientation tag
+            reasons.append("EXIF rotation applied")
+        if raw.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+            reasons.append("16-bit values scaled, not clipped")
+        if raw.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in raw.info:
+            reasons.append("transparency on white")
+    return ours, ", ".join(reasons) or "other pixels"
 
 
 def _open_image(path: Path) -> Any:
@@ -233,8 +388,11 @@ def _open_image(path: Path) -> Any:
 # ----- megastyle train-encoder -------------------------------------------------------------------
 def run_train_encoder(cfg: TrainEncoderConfig) -> None:
     """Train (or resume), then print where the encoder went and the held-out evaluation."""
+    from megastyle.data.collections import detect_form
     from megastyle.encode.train import train_encoder
 
+    for source in cfg.source:  # a source that is missing or of no form fails before anything starts
+        detect_form(source, CollectionOptions.of(cfg))
     console.print(
         f"train-encoder: P={cfg.styles_per_batch} styles × K={cfg.images_per_style} images = batch "
         f"{cfg.batch_size}, chunk {cfg.chunk_size or 'off'}, init {cfg.init}"

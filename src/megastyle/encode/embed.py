@@ -1,11 +1,17 @@
-"""Embed an image folder or MegaStyle shards into an embeddings file, in resumable chunks.
+"""Embed an image collection (a folder, a folder per style, a manifest, labelled Parquet) or MegaStyle shards
+into an embeddings file, in resumable chunks.
 
 Output format (no pickle anywhere), for ``out_path = X.safetensors``:
 - ``X.safetensors``: tensor ``embeddings`` float32 (n, d), L2-normalised, row i = item i; the header
   metadata ``megastyle`` holds a JSON dict (encoder, source, dim, count).
 - ``X.parquet``: one row per embedding, in the same order: ``id``, ``path`` (file or shard),
-  ``row`` (global shard row, null for files), ``style_id``, ``content_id``, ``style_label``.
-- ``X.rejects.jsonl``: one ``{"id", "path", "cause"}`` line per image that could not be embedded.
+  ``row`` (global shard row, null for files), ``style_id``, ``content_id``, ``style_label``,
+  ``content_label``.
+- ``X.rejects.jsonl``: one ``{"id", "path", "cause"}`` line per image that could not be embedded (or was
+  refused while listing the collection: a manifest row without a file, an empty label).
+
+Image folders and manifests are read in place (``data.collections``); labelled Parquet is imported once
+into shards under ``imported/`` beside ``X`` (reused while the source is unchanged).
 Big collections are embedded in chunks under ``X.chunks/`` (one safetensors + parquet per chunk,
 written atomically); a rerun reuses finished chunks, then everything is merged into ``X.*``.
 """
@@ -31,15 +37,21 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from megastyle.data import (
-    IMAGE_EXTENSIONS,
     ImageDecodeError,
     ShardReader,
     atomic_write,
     atomic_write_table,
     atomic_write_text,
     decode_image,
-    list_shards,
     parse_id,
+)
+from megastyle.data.collections import (
+    CollectionError,
+    CollectionOptions,
+    clean_cause,
+    detect_form,
+    ensure_shards,
+    open_collection,
 )
 from megastyle.encode.model import StyleEncoder
 from megastyle.progress import track
@@ -53,6 +65,7 @@ _SIDECAR_SCHEMA = pa.schema(
         ("style_id", pa.int64()),
         ("content_id", pa.int64()),
         ("style_label", pa.string()),
+        ("content_label", pa.string()),
     ]
 )
 
@@ -67,6 +80,7 @@ class EmbedItem:
     style_id: int | None = None
     content_id: int | None = None
     style_label: str | None = None
+    content_label: str | None = None
 
 
 @dataclass
@@ -145,6 +159,7 @@ class EmbedSummary:
     dim: int
     chunks_written: int
     chunks_reused: int
+    reused: bool = False  # the whole file was kept from an earlier run (``reuse``)
 
 
 def _check_out_path(path: str | os.PathLike[str]) -> Path:
@@ -164,33 +179,63 @@ def rejects_path(out: Path) -> Path:
     return out.with_suffix(".rejects.jsonl")
 
 
-def list_collection(source: str | os.PathLike[str]) -> list[EmbedItem]:
-    """Items of an image folder (recursive, sorted) or of a shard folder/file, in a stable order."""
+@dataclass
+class CollectionListing:
+    """What to embed: the items, the images refused while listing, and the shards that hold shard rows."""
+
+    items: list[EmbedItem]
+    rejects: list[dict[str, str]] = field(default_factory=list)
+    shards: Path | None = None  # the shard folder/file items with a ``row`` come from
+    notice: str | None = None  # what an import did, for the terminal
+
+
+def read_collection(
+    source: str | os.PathLike[str],
+    options: CollectionOptions | None = None,
+    *,
+    import_root: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> CollectionListing:
+    """The items of any collection, in a stable order: shards as they are, image folders and manifests in
+    place (a style subfolder's name is the style label; style and content ids are dense in label order),
+    labelled Parquet imported into shards under ``import_root``."""
     root = Path(source).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"embedding source {root} does not exist")
-    if (root.is_file() and root.suffix == ".parquet") or (root.is_dir() and list_shards(root)):
-        return _shard_items(root)
-    if root.is_file():
-        raise ValueError(f"{root}: expected an image folder or MegaStyle Parquet shards")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    parents = sorted({p.parent.relative_to(root).as_posix() for p in files} - {"."})
-    # Folder-per-style layouts: the sub-folder is the style label; its rank is the style id.
-    label_ids = {label: i for i, label in enumerate(parents)}
-    items = []
-    for file in files:
-        rel = file.relative_to(root).as_posix()
-        label = file.parent.relative_to(root).as_posix()
-        label = None if label == "." else label
-        items.append(
-            EmbedItem(
-                id=rel,
-                path=str(file),
-                style_id=label_ids.get(label) if label is not None else None,
-                style_label=label,
-            )
+    options = options or CollectionOptions()
+    try:
+        form: str | None = detect_form(root, options)
+    except CollectionError:
+        form = None  # a plain image folder (no labels) is still something to embed: open_collection says
+    if form == "shards":
+        return CollectionListing(_shard_items(root), shards=root)
+    collection = open_collection(root, options, require_labels=False)
+    if collection.form == "parquet":  # rows of an arbitrary Parquet file: read through an import
+        if import_root is None:
+            raise ValueError(f"{root}: labelled Parquet is imported first; give an import folder")
+        resolved = ensure_shards(root, options, cache_root=import_root, progress=progress)
+        rejects = [{"id": r.item, "path": str(root), "cause": r.cause} for r in collection.rejects]
+        return CollectionListing(_shard_items(resolved.shards), rejects, resolved.shards, resolved.notice())
+    style_ids = {text: i for i, text in enumerate(collection.styles())}
+    content_ids = {text: i for i, text in enumerate(collection.contents())}
+    items = [
+        EmbedItem(
+            id=item.id,
+            path=str(item.path),
+            style_id=style_ids.get(item.style) if item.style is not None else None,
+            content_id=content_ids.get(item.content) if item.content else None,
+            style_label=item.style,
+            content_label=item.content,
         )
-    return items
+        for item in collection.items
+    ]
+    rejects = [{"id": r.item, "path": str(root), "cause": r.cause} for r in collection.rejects]
+    return CollectionListing(items, rejects)
+
+
+def list_collection(source: str | os.PathLike[str]) -> list[EmbedItem]:
+    """Items of an image folder (recursive, sorted), a manifest or a shard folder/file, in a stable order."""
+    return read_collection(source).items
 
 
 def _shard_items(root: Path) -> list[EmbedItem]:
@@ -198,7 +243,7 @@ def _shard_items(root: Path) -> list[EmbedItem]:
     items: list[EmbedItem] = []
     row = 0
     for position, path in enumerate(reader.shards):
-        table = reader.read_shard(position, columns=["id", "style_id", "content_id"])
+        table = reader.read_shard(position, columns=["id", "style_id", "content_id", "style", "content"])
         for record in table.to_pylist():
             style_id, content_id = record["style_id"], record["content_id"]
             if style_id is None or content_id is None:
@@ -210,7 +255,13 @@ def _shard_items(root: Path) -> list[EmbedItem]:
                     pass
             items.append(
                 EmbedItem(
-                    id=str(record["id"]), path=str(path), row=row, style_id=style_id, content_id=content_id
+                    id=str(record["id"]),
+                    path=str(path),
+                    row=row,
+                    style_id=style_id,
+                    content_id=content_id,
+                    style_label=record["style"],
+                    content_label=record["content"] or None,
                 )
             )
             row += 1
@@ -244,7 +295,9 @@ def embed_batch(
         try:
             return encoder.preprocessor.views(_load_image(item, reader))
         except Exception as exc:  # one bad image must never stop a long run: record and go on
-            return str(exc) if isinstance(exc, ImageDecodeError) else f"{type(exc).__name__}: {exc}"
+            return clean_cause(
+                str(exc) if isinstance(exc, ImageDecodeError) else f"{type(exc).__name__}: {exc}"
+            )
 
     prepared = list(pool.map(prepare, items)) if pool is not None else [prepare(i) for i in items]
     good = [(item, t) for item, t in zip(items, prepared, strict=True) if isinstance(t, torch.Tensor)]
@@ -283,15 +336,34 @@ def embed_collection(
     workers: int = 0,
     progress: bool = True,
     keep_chunks: bool = False,
+    options: CollectionOptions | None = None,
+    reuse: bool = False,
+    notice: list[str] | None = None,
 ) -> EmbedSummary:
-    """Embed every image of ``source`` (folder or shards) into ``out_path``; bad images are recorded."""
+    """Embed every image of ``source`` (any collection, or shards) into ``out_path``; bad images are recorded.
+
+    ``reuse``: an ``out_path`` already written from the same items, encoder and chunking is kept as it is.
+    ``notice`` collects what an import of the source did.
+    """
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be ≥ 1")
     out = _check_out_path(out_path)
-    items = list_collection(source)
+    listing = read_collection(source, options, import_root=out.parent / "imported", progress=progress)
+    if listing.notice and notice is not None:
+        notice.append(listing.notice)
+    items = listing.items
+    fingerprint = _fingerprint(encoder, items, chunk_size)
+    if reuse and out.is_file():
+        try:
+            previous = EmbeddingSet.load(out)
+        except (OSError, ValueError):
+            previous = None
+        if previous is not None and previous.info.get("fingerprint") == fingerprint:
+            return EmbedSummary(
+                out, len(previous.items), len(previous.rejects), encoder.dim, 0, 0, reused=True
+            )
     chunk_dir = out.with_suffix(".chunks")
     chunk_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(encoder, items, chunk_size)
     manifest = chunk_dir / "manifest.json"
     if manifest.is_file() and json.loads(manifest.read_text())["fingerprint"] != fingerprint:
         raise ValueError(
@@ -302,7 +374,11 @@ def embed_collection(
         encoder.to(device)
     was_training = encoder.training
     encoder.eval()
-    reader = ShardReader(Path(source)) if any(i.row is not None for i in items) else None
+    reader = (
+        ShardReader(listing.shards)
+        if listing.shards is not None and any(i.row is not None for i in items)
+        else None
+    )
     pool = ThreadPoolExecutor(workers) if workers > 0 else None
     written = reused = 0
     try:
@@ -334,6 +410,7 @@ def embed_collection(
         if reader is not None:
             reader.close()
     merged = _merge_chunks(chunk_dir, encoder, len(range(0, len(items), chunk_size)))
+    merged.rejects = listing.rejects + merged.rejects
     merged.info = {
         "encoder_tower": encoder.config.tower,
         "dim": encoder.dim,
@@ -341,6 +418,7 @@ def embed_collection(
         "source": str(source),
         "count": len(merged.items),
         "rejected": len(merged.rejects),
+        "fingerprint": fingerprint,
     }
     merged.save(out)
     if not keep_chunks:

@@ -14,7 +14,7 @@ import html
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,9 +22,10 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from megastyle.data import ShardReader, decode_image
+from megastyle.data import ShardReader, atomic_write_text, decode_image
 from megastyle.data.neighbours import topk_search
 from megastyle.encode.embed import EmbeddingSet, EmbedItem
+from megastyle.progress import track
 
 IndexKind = Literal["flat", "hnsw", "ivf"]
 COLLECTION_NAME = "collection.safetensors"
@@ -245,6 +246,68 @@ def _thumbnail_uri(image: Image.Image, size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+MAX_RESULTS_PER_PAGE = 1000
+
+
+def paginate(hits: Sequence[Sequence[SearchHit]], max_results: int = MAX_RESULTS_PER_PAGE) -> list[list[int]]:
+    """Query indices per page: whole queries, at most ``max_results`` results a page (ValueError when one
+    query alone has more)."""
+    pages: list[list[int]] = [[]]
+    count = 0
+    for q, row in enumerate(hits):
+        if len(row) > max_results:
+            raise ValueError(f"query {q} has {len(row)} results, more than the page limit of {max_results}")
+        if pages[-1] and count + len(row) > max_results:
+            pages.append([])
+            count = 0
+        pages[-1].append(q)
+        count += len(row)
+    return pages
+
+
+def page_paths(path: str | os.PathLike[str], count: int) -> list[Path]:
+    """``search.html``, then ``search-2.html``, ``search-3.html`` ... beside it."""
+    first = Path(path)
+    return [first] + [first.with_name(f"{first.stem}-{i}{first.suffix}") for i in range(2, count + 1)]
+
+
+def write_search_pages(
+    path: str | os.PathLike[str],
+    queries: Sequence[tuple[str, Image.Image]],
+    hits: Sequence[Sequence[SearchHit]],
+    *,
+    max_results: int = MAX_RESULTS_PER_PAGE,
+    thumb: int = 128,
+    title: str = "megastyle style search",
+    skipped: Sequence[tuple[str, str]] = (),
+    progress: bool = False,
+) -> list[Path]:
+    """The results as one page, or as numbered pages (linked to each other) of at most ``max_results``."""
+    groups = paginate(hits, max_results)
+    paths = page_paths(path, len(groups))
+    total = sum(len(row) for row in hits)
+    with track("search page", total, enabled=progress and total > 0) as bar:
+        for number, (group, page) in enumerate(zip(groups, paths, strict=True), start=1):
+            nav = ""
+            if len(groups) > 1:
+                links = " ".join(
+                    f"<a href='{html.escape(p.name)}'>{i}</a>" if i != number else f"<b>{i}</b>"
+                    for i, p in enumerate(paths, start=1)
+                )
+                nav = f"<p>page {number} of {len(groups)}: {links}</p>"
+            write_search_html(
+                page,
+                [queries[q] for q in group],
+                [hits[q] for q in group],
+                thumb=thumb,
+                title=title,
+                skipped=skipped if number == 1 else (),
+                nav=nav,
+                advance=bar.advance,
+            )
+    return paths
+
+
 def write_search_html(
     path: str | os.PathLike[str],
     queries: Sequence[tuple[str, Image.Image]],
@@ -252,8 +315,14 @@ def write_search_html(
     *,
     thumb: int = 128,
     title: str = "megastyle style search",
+    skipped: Sequence[tuple[str, str]] = (),
+    nav: str = "",
+    advance: Callable[[int], None] | None = None,
 ) -> Path:
-    """One self-contained page: per query its image and the top hits (inline thumbnails, scores, ids)."""
+    """One self-contained page: per query its image and the top hits (inline thumbnails, scores, ids).
+
+    ``skipped`` (query name, cause) are listed at the top; ``advance(1)`` is called per result written.
+    """
     source = ImageSource()
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
@@ -261,7 +330,11 @@ def write_search_html(
         "figure{margin:0;font-size:12px;width:" + str(thumb) + "px;overflow-wrap:anywhere}"
         ".q img{outline:3px solid #2a5bd7}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        nav,
     ]
+    if skipped:
+        entries = "".join(f"<li>{html.escape(name)}: {html.escape(cause)}</li>" for name, cause in skipped)
+        parts.append(f"<p>Query images skipped (unreadable):</p><ul class='skipped'>{entries}</ul>")
     for (name, image), row in zip(queries, hits, strict=True):
         parts.append(f"<h2>{html.escape(name)}</h2><div class='row'>")
         parts.append(
@@ -273,12 +346,16 @@ def write_search_html(
                 img = f"<img src='{src}' alt='{html.escape(hit.id)}'>"
             except (OSError, ValueError) as err:  # a missing image must not lose the other results
                 img = f"<div>image unavailable: {html.escape(str(err))}</div>"
+            label = f"<br>{html.escape(hit.item.style_label)}" if hit.item.style_label else ""
             parts.append(
-                f"<figure>{img}<figcaption>#{hit.rank} {hit.score:.3f}<br>{html.escape(hit.id)}</figcaption></figure>"
+                f"<figure>{img}<figcaption>#{hit.rank} {hit.score:.3f}<br>{html.escape(hit.id)}{label}"
+                "</figcaption></figure>"
             )
+            if advance is not None:
+                advance(1)
         parts.append("</div>")
-    parts.append("</body></html>")
+    parts.append(nav + "</body></html>")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts), encoding="utf-8")
+    atomic_write_text(out, "\n".join(parts))
     return out

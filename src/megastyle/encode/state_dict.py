@@ -7,6 +7,8 @@ checkpoint dicts, HF layouts), and every load reports what it placed and what it
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,11 +76,16 @@ class OfficialCheckpointError(ValueError):
     """The checkpoint file cannot be read as a state dict; names the file and the cause."""
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's carry pages of advice after it)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``.pth``/``.pt``/``.bin`` (torch, weights only) or ``.safetensors`` file into a dict."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"checkpoint {file} does not exist")
+        raise FileNotFoundError(f"{file}: checkpoint file does not exist")
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -87,10 +94,16 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
             raise OfficialCheckpointError(f"{file}: not a readable safetensors file ({exc})") from exc
     try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, refused globals, truncated zips
+        with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses them
+            warnings.simplefilter("ignore")
+            data = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # the weights-only unpickler met something other than tensors
         raise OfficialCheckpointError(
-            f"{file}: cannot load with weights_only=True ({type(exc).__name__}: {exc})"
+            f"{file}: refused: contains non-tensor objects (pickle); only tensors are ever loaded, never code"
+        ) from exc
+    except Exception as exc:  # truncated zips, text files, other formats
+        raise OfficialCheckpointError(
+            f"{file}: not a readable PyTorch weights file ({type(exc).__name__}: {_first_line(exc)})"
         ) from exc
     if not isinstance(data, Mapping):
         raise OfficialCheckpointError(f"{file}: expected a state dict, found {type(data).__name__}")

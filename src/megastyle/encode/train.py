@@ -16,6 +16,7 @@ run takes exactly the steps an unbroken run takes.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
@@ -57,6 +58,15 @@ from megastyle.progress import track
 
 LOG_NAME = "train_log.jsonl"
 HELDOUT_NAME = "heldout_styles.json"
+logger = logging.getLogger("megastyle")
+
+
+def _notice(line: str) -> None:
+    """An import's notice: on the terminal and in the log."""
+    from rich.console import Console
+
+    Console(stderr=True).print(line, highlight=False)
+    logger.info(line)
 
 
 @dataclass
@@ -121,9 +131,24 @@ def gather_with_grad(features: torch.Tensor, num_processes: int) -> torch.Tensor
 
 
 # ----- data split --------------------------------------------------------------------------------
-def resolve_split(cfg: TrainEncoderConfig) -> tuple[StyleRows, StyleRows, list[str]]:
+def source_shards(cfg: TrainEncoderConfig, progress: bool = True) -> list[Path]:
+    """The shard folders of ``cfg.source``: shards as they are, other forms imported under output_dir/imported."""
+    from megastyle.data.collections import CollectionOptions, ensure_all_shards
+
+    return ensure_all_shards(
+        cfg.source,
+        CollectionOptions.of(cfg),
+        cache_root=cfg.output_dir / "imported",
+        progress=progress,
+        report=_notice,
+    )
+
+
+def resolve_split(
+    cfg: TrainEncoderConfig, shards: list[Path] | None = None
+) -> tuple[StyleRows, StyleRows, list[str]]:
     """(training rows, held-out rows, held-out style texts) per the file and the seeded fraction."""
-    data = scan_styles(cfg.data_dirs)
+    data = scan_styles(shards if shards is not None else source_shards(cfg, progress=False))
     heldout: set[str] = set()
     if cfg.holdout_styles_file is not None:
         heldout, unmatched = match_styles(read_holdout_file(cfg.holdout_styles_file), data)
@@ -158,7 +183,13 @@ class SSCLTrainer:
         self.out = out = cfg.output_dir
         out.mkdir(parents=True, exist_ok=True)
 
-        train_rows, heldout_rows, self.heldout = resolve_split(cfg)
+        # Only the main process imports a source that is not shards; the others wait and reuse it.
+        if not self.is_main:
+            accelerator.wait_for_everyone()
+        shards = source_shards(cfg, progress=cfg.progress and self.is_main)
+        if self.is_main:
+            accelerator.wait_for_everyone()
+        train_rows, heldout_rows, self.heldout = resolve_split(cfg, shards)
         if self.is_main:
             payload = {"heldout_styles": self.heldout, "seed": cfg.seed}
             (out / HELDOUT_NAME).write_text(json.dumps(payload, indent=2))

@@ -8,6 +8,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from megastyle.config import CommandConfig
+from megastyle.data.collections import (
+    CollectionOptions,
+    SourceForm,
+    content_column_field,
+    form_field,
+    image_column_field,
+    style_column_field,
+)
 
 # The offline default tower: SigLIP architecture, width 384 = the MiniLM text width (no bridge needed).
 TINY_TEXT_WIDTH = 384
@@ -59,11 +67,19 @@ class TrainEncoderConfig(CommandConfig):
 
     toml_section: ClassVar[str] = "train_encoder"
 
+    aliases: ClassVar[dict[str, str]] = {"data_dirs": "source"}
+
     # data
-    data_dirs: list[Path] = Field(
+    source: list[Path] = Field(
         default_factory=lambda: [Path("runs/quickstart/curate/dataset")],
-        description="Folders (or files) of MegaStyle shards; styles are merged by prompt text.",
+        description="Style-labelled images: folders (or files) of MegaStyle shards, folders with a subfolder "
+        "per style, CSV/JSONL manifests or labelled Parquet (imported once under output_dir/imported); "
+        "styles are merged by label text.",
     )
+    source_form: SourceForm = form_field()
+    image_column: str | None = image_column_field()
+    style_column: str | None = style_column_field()
+    content_column: str | None = content_column_field()
     output_dir: Path = Field(
         Path("runs/train_encoder"), description="Checkpoints, logs and the final encoder."
     )
@@ -182,7 +198,6 @@ class TrainEncoderConfig(CommandConfig):
     def resume_key(self) -> dict[str, Any]:
         """Settings a checkpoint must share with this config to be resumed exactly."""
         keys = (
-            "data_dirs",
             "holdout_styles_file",
             "holdout_fraction",
             "init",
@@ -197,7 +212,16 @@ class TrainEncoderConfig(CommandConfig):
             "text_target",
         )
         dumped = self.model_dump(mode="json")
-        key = {name: dumped[name] for name in keys}
+        # The sources keep their old key name, so checkpoints written before the rename still resume.
+        key = {"data_dirs": dumped["source"], **{name: dumped[name] for name in keys}}
+        options = CollectionOptions.of(self)
+        if not options.is_default():  # absent by default, so older checkpoints still resume
+            key["collection"] = [
+                options.form,
+                options.image_column,
+                options.style_column,
+                options.content_column,
+            ]
         if self.neighbour_share:  # absent at 0, so checkpoints from before the option still resume
             key["neighbour_share"] = self.neighbour_share
         return key

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from megastyle.config import CommandConfig
 from megastyle.curate.config import CurateConfig
+from megastyle.data.folders import owner_of
 from megastyle.quickstart.pools import SyntheticPools
 
 PresetName = Literal["quick", "study"]
@@ -155,7 +156,8 @@ class QuickstartConfig(CommandConfig):
         return CurateConfig.model_validate(
             {
                 "run_dir": self.output_dir / "curate",
-                "resume": True,
+                # A rerun of the quickstart continues its own curate run; a first run starts one.
+                "resume": owner_of(self.output_dir / "curate") == "curate",
                 "seed": self.seed,
                 "workers": self.workers,
                 "engine": self.engine,

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from megastyle.curate.pipeline import run_curate
 from megastyle.data import ShardReader, atomic_write_text
+from megastyle.data.folders import claim_output_dir
 from megastyle.progress import configure_logging, log, remove_handlers, step
 from megastyle.quickstart.config import QuickstartConfig
 from megastyle.quickstart.pools import make_procedural_pools
@@ -51,8 +52,7 @@ def plan_text(cfg: QuickstartConfig) -> str:
 def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     """Make offline pools, curate a style dataset from them, train and benchmark the encoder,
     transfer style, and write the report; returns what ``results.json`` holds."""
-    out = cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(cfg.output_dir, "quickstart", legacy=lambda f: (f / "curate" / "stages").is_dir())
     handlers = configure_logging(out / LOG_NAME, stderr=False)
     try:
         console.print(plan_text(cfg))

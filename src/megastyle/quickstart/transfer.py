@@ -7,12 +7,11 @@ like. The report says so.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from megastyle.data import ShardReader
+from megastyle.progress import quiet_library_bars
 from megastyle.report.html import Section
 from megastyle.testing import build_tiny_flux_pipeline
 from megastyle.transfer.commands import TransferConfig, run_transfer
@@ -23,25 +22,8 @@ def style_transfer_demo(
     dataset_dir: Path, out: Path, *, seed: int, references: int = 2
 ) -> tuple[dict[str, Any], Section]:
     """Save a few style references from the dataset, run ``megastyle transfer`` on a tiny FLUX."""
-    with _without_library_bars():
+    with quiet_library_bars():
         return _demo(dataset_dir, out, seed=seed, references=references)
-
-
-@contextlib.contextmanager
-def _without_library_bars() -> Iterator[None]:
-    """transformers and diffusers draw a bar per save and load; the quickstart's own log says what runs."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    bars = [(m, m.is_progress_bar_enabled()) for m in (diffusers_logging, transformers_logging)]
-    for module, _ in bars:
-        module.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for module, enabled in bars:
-            if enabled:
-                module.enable_progress_bar()
 
 
 def _demo(dataset_dir: Path, out: Path, *, seed: int, references: int) -> tuple[dict[str, Any], Section]:

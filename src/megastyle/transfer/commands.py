@@ -18,7 +18,9 @@ from pydantic import Field
 from rich.console import Console
 
 from megastyle.config import CommandConfig, ConfigError
+from megastyle.data.folders import claim_output_dir
 from megastyle.devices import resolve_device
+from megastyle.progress import track
 from megastyle.transfer.loading import DType, check_size, load_pipeline, resolve_dtype
 from megastyle.transfer.train_config import TrainTransferConfig
 
@@ -43,6 +45,9 @@ class GenerationSettings(CommandConfig):
     max_sequence_length: int = Field(512, ge=1, le=512, description="T5 tokens (official 512).")
     reference_resize_mode: ResizeMode = Field(
         "crop", description="crop (centre-crop to the target aspect), default (stretch, official), fill."
+    )
+    progress: bool = Field(
+        True, description="Show progress: bars on a terminal, a line every few seconds in logs."
     )
 
 
@@ -75,13 +80,20 @@ def style_files(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             found = list_image_files(path)
             if not found:
-                raise ConfigError(f"style folder {path} holds no images")
+                raise ConfigError(f"{path}: style folder holds no images")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise ConfigError(f"style image {path} does not exist")
+            raise ConfigError(f"{path}: style image does not exist")
     return files
+
+
+def denoising_steps(cfg: GenerationSettings) -> int:
+    """The steps a run takes: ``cfg.steps``, else the schedule's default (official 30, diffusers 28)."""
+    from megastyle.transfer.schedule import DIFFUSERS_NUM_STEPS, OFFICIAL_NUM_STEPS
+
+    return cfg.steps or (OFFICIAL_NUM_STEPS if cfg.schedule == "official" else DIFFUSERS_NUM_STEPS)
 
 
 def pipeline_generator(pipe: Any, cfg: GenerationSettings, use_reference: bool = True) -> Any:
@@ -121,10 +133,14 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
             rejected.append({"item": str(file), "cause": str(err)})
             console.print(f"[yellow]skipped style image[/yellow] {file}: {err}")
     if not references:
-        raise ConfigError("no readable style image")
+        first = rejected[0]
+        raise ConfigError(f"{first['cause']} (no readable style image among {len(rejected)})")
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    pipe, lora_report = load_pipeline(cfg.model, cfg.lora, cfg.lora_scale, dtype, device)
+    out = claim_output_dir(cfg.output_dir, "transfer")
+    pipe, lora_report = load_pipeline(
+        cfg.model, cfg.lora, cfg.lora_scale, dtype, device, progress=cfg.progress
+    )
     check_size(pipe, cfg.size)
     if lora_report is None:
         console.print(
@@ -132,12 +148,12 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
         )
     seeds = [[cfg.seed + r * len(prompts) + p for p in range(len(prompts))] for r in range(len(references))]
     start = time.perf_counter()
-    images, rejects = generate(
-        pipeline_generator(pipe, cfg), references, prompts, seeds, batch_size=cfg.batch_size
-    )
+    generator = pipeline_generator(pipe, cfg)
+    total = len(references) * len(prompts) * denoising_steps(cfg)
+    with track("transfer: denoise (image-steps)", total, enabled=cfg.progress) as bar:
+        generator.on_step = bar.advance
+        images, rejects = generate(generator, references, prompts, seeds, batch_size=cfg.batch_size)
     seconds = time.perf_counter() - start
-    out = cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     entries = []
     for r in range(len(references)):
         for p, prompt in enumerate(prompts):
@@ -176,8 +192,13 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
 # ----- megastyle train-transfer -------------------------------------------------------------------
 def run_train_transfer(cfg: TrainTransferConfig) -> None:
     """Train (or resume), then print where the LoRA files went."""
+    from megastyle.data.collections import CollectionOptions, detect_form
     from megastyle.transfer.train import train_transfer
 
+    if cfg.model is not None and not (cfg.model / "model_index.json").is_file():
+        raise ConfigError(f"{cfg.model}: not a FLUX pipeline folder (no model_index.json)")
+    for source in cfg.source:  # a missing source, or one of no known form, fails before the model loads
+        detect_form(source, CollectionOptions.of(cfg))
     alpha = cfg.alpha
     console.print(
         f"train-transfer: LoRA rank {cfg.rank} (alpha {alpha:g}) on {len(cfg.target_modules)} module patterns, "

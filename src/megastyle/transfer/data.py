@@ -216,6 +216,6 @@ def collate_pairs(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def load_rows(data_dirs: Sequence[str | Path]) -> StyleRows:
-    """Every row of every style in ``data_dirs`` (styles merged by text), for pairing."""
-    return scan_styles(data_dirs)
+def load_rows(sources: Sequence[str | Path]) -> StyleRows:
+    """Every row of every style in the shard folders ``sources`` (styles merged by text), for pairing."""
+    return scan_styles(sources)

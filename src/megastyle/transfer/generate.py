@@ -11,7 +11,7 @@ its own ``torch.Generator``, so results do not depend on the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -119,11 +119,19 @@ class PipelineGenerator:
     max_sequence_length: int = 512
     reference_resize_mode: str = "crop"
     use_reference: bool = True
+    on_step: Callable[[int], object] | None = None  # told the batch size after every denoising step
 
     def __call__(
         self, prompt: list[str], style_image: list[Image.Image], generator: list[Any]
     ) -> list[Image.Image]:
         """Run the pipeline; one image per prompt (style image ``i`` for prompt ``i``)."""
+        on_step = self.on_step
+
+        def step_done(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            if on_step is not None:
+                on_step(len(prompt))
+            return tensors
+
         output = self.pipeline(
             prompt=list(prompt),
             style_image=style_image if self.use_reference else None,
@@ -136,6 +144,7 @@ class PipelineGenerator:
             max_sequence_length=self.max_sequence_length,
             reference_resize_mode=self.reference_resize_mode,
             output_type="pil",
+            callback_on_step_end=step_done if on_step is not None else None,
         )
         return list(output.images)
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from rich.console import Console
 
 from megastyle.config import ConfigError
+from megastyle.progress import quiet_library_bars, step
 
 console = Console()
 
@@ -24,28 +25,51 @@ def resolve_dtype(name: DType, device: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
+def _named(path: Path, err: BaseException) -> str:
+    """``err`` as '<path>: <cause>' (without naming the path twice)."""
+    text = str(err)
+    return text if text.startswith(str(path)) else f"{path}: {text}"
+
+
 def load_pipeline(
-    model: Path | None, lora: Path | None, lora_scale: float, dtype: Any, device: str
+    model: Path | None,
+    lora: Path | None,
+    lora_scale: float,
+    dtype: Any,
+    device: str,
+    *,
+    progress: bool = True,
 ) -> tuple[Any, dict[str, Any] | None]:
     """``MegaStyleFluxPipeline`` from a local folder, optionally with a LoRA → (pipeline, LoRA report or None)."""
+    from megastyle.transfer.lora import load_megastyle_lora, read_lora_file
     from megastyle.transfer.pipeline import MegaStyleFluxPipeline
 
-    if model is None or not model.is_dir():
-        raise ConfigError(f"set --model to a local FLUX pipeline folder (got {model})")
-    try:
-        pipe = MegaStyleFluxPipeline.from_pretrained(model, dtype=dtype, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot load a FLUX pipeline from {model}: {err}") from err
+    if model is None:
+        raise ConfigError(
+            "--model: no FLUX pipeline folder given (a local FLUX.1-dev folder, diffusers layout)"
+        )
+    if not model.is_dir():
+        raise ConfigError(
+            f"{model}: no such FLUX pipeline folder (a local FLUX.1-dev folder, diffusers layout)"
+        )
+    if not (model / "model_index.json").is_file():
+        raise ConfigError(f"{model}: not a diffusers pipeline folder (no model_index.json)")
+    if lora is not None:
+        try:  # a bad LoRA file fails before the minutes a real FLUX takes to load
+            read_lora_file(lora)
+        except (OSError, ValueError) as err:
+            raise ConfigError(_named(lora, err)) from err
+    with quiet_library_bars(), step(f"transfer: load the FLUX pipeline from {model}", enabled=progress):
+        try:
+            pipe = MegaStyleFluxPipeline.from_pretrained(model, dtype=dtype, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{model}: cannot load a FLUX pipeline ({err})") from err
     report = None
     if lora is not None:
-        from megastyle.transfer.lora import load_megastyle_lora
-
-        if not lora.is_file():
-            raise ConfigError(f"LoRA file {lora} does not exist")
         try:
             loaded = load_megastyle_lora(pipe, lora, scale=lora_scale)
         except (OSError, ValueError, RuntimeError) as err:
-            raise ConfigError(f"cannot load LoRA {lora}: {err}") from err
+            raise ConfigError(_named(lora, err)) from err
         report = {"path": str(lora), "scale": lora_scale, "placed_keys": len(loaded.placed),
                   "modules": len(loaded.modules), "unplaced": dict(loaded.unplaced)}  # fmt: skip
         for key, why in list(loaded.unplaced.items())[:10]:

@@ -46,11 +46,19 @@ _ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers' LORA_ADAPTER_METAD
 
 def read_lora_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and header metadata of a safetensors LoRA file."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        return {key: handle.get_tensor(key) for key in handle.keys()}, metadata  # noqa: SIM118
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: LoRA file does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            return {key: handle.get_tensor(key) for key in handle.keys()}, metadata  # noqa: SIM118
+    except SafetensorError as err:
+        raise ValueError(
+            f"{path}: not a safetensors file ({err}); a LoRA is read from .safetensors only (official kohya or "
+            "diffusers format), never unpickled"
+        ) from err
 
 
 def _diffusers_format(

@@ -16,6 +16,7 @@ scheduler and the position (JSON). A resumed run therefore takes exactly the ste
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -51,6 +52,14 @@ class TrainTransferResult:
     lora_files: dict[str, Path]
     steps: int
     final_loss: float | None
+
+
+def _notice(line: str) -> None:
+    """An import's notice: on the terminal and in the log."""
+    from rich.console import Console
+
+    Console(stderr=True).print(line, highlight=False)
+    logging.getLogger("megastyle").info(line)
 
 
 # ----- model pieces ------------------------------------------------------------------------------
@@ -285,7 +294,20 @@ def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTran
     guidance = cfg.guidance if transformer.config.guidance_embeds else None
     mu = dynamic_shift_mu(pipeline.scheduler.config, (latent_h // 2) * (latent_w // 2))
 
-    data = load_rows(cfg.data_dirs)
+    from megastyle.data.collections import CollectionOptions, ensure_all_shards
+
+    if not is_main:  # only the main process imports a source that is not shards; the others reuse it
+        accelerator.wait_for_everyone()
+    shards = ensure_all_shards(
+        cfg.source,
+        CollectionOptions.of(cfg),
+        cache_root=out / "imported",
+        progress=cfg.progress and is_main,
+        report=_notice,
+    )
+    if is_main:
+        accelerator.wait_for_everyone()
+    data = load_rows(shards)
     images = RowImages(data)
     encoders = FluxEncoders(pipeline, cfg.height, cfg.width, cfg.max_sequence_length, dtype=base_dtype)
     rows = trainable_rows(data)

@@ -8,6 +8,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from megastyle.config import CommandConfig
+from megastyle.data.collections import (
+    CollectionOptions,
+    SourceForm,
+    content_column_field,
+    form_field,
+    image_column_field,
+    style_column_field,
+)
 
 # The official MegaStyle-FLUX LoRA targets (diffusers names): attention q/k/v/out of both streams, the MLPs
 # and the AdaLN modulation linears of double and single blocks. Suffixes: peft matches ``name == t`` or
@@ -38,11 +46,19 @@ class TrainTransferConfig(CommandConfig):
 
     toml_section: ClassVar[str] = "train_transfer"
 
+    aliases: ClassVar[dict[str, str]] = {"data_dirs": "source"}
+
     # data
-    data_dirs: list[Path] = Field(
+    source: list[Path] = Field(
         default_factory=lambda: [Path("runs/quickstart/curate/dataset")],
-        description="Folders (or files) of MegaStyle shards; styles are merged by prompt text.",
+        description="Style-labelled images: folders (or files) of MegaStyle shards, folders with a subfolder "
+        "per style, CSV/JSONL manifests or labelled Parquet (imported once under output_dir/imported); "
+        "styles are merged by label text.",
     )
+    source_form: SourceForm = form_field()
+    image_column: str | None = image_column_field()
+    style_column: str | None = style_column_field()
+    content_column: str | None = content_column_field()
     output_dir: Path = Field(Path("runs/train_transfer"), description="Checkpoints, logs and the LoRA files.")
     model: Path | None = Field(None, description="Local FLUX.1 pipeline folder (FluxPipeline layout).")
     height: int = Field(512, ge=16, description="Training height in pixels (official: 512).")
@@ -145,7 +161,6 @@ class TrainTransferConfig(CommandConfig):
     def resume_key(self) -> dict[str, Any]:
         """Settings a checkpoint must share with this config to be resumed exactly."""
         keys = (
-            "data_dirs",
             "model",
             "height",
             "width",
@@ -167,4 +182,14 @@ class TrainTransferConfig(CommandConfig):
             "seed",
         )
         dumped = self.model_dump(mode="json")
-        return {key: dumped[key] for key in keys}
+        # The sources keep their old key name, so checkpoints written before the rename still resume.
+        key = {"data_dirs": dumped["source"], **{name: dumped[name] for name in keys}}
+        options = CollectionOptions.of(self)
+        if not options.is_default():  # absent by default, so older checkpoints still resume
+            key["collection"] = [
+                options.form,
+                options.image_column,
+                options.style_column,
+                options.content_column,
+            ]
+        return key

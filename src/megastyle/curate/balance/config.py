@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -9,7 +10,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from megastyle.config import CommandConfig
-from megastyle.curate.balance.hierarchy import check_ks
 
 # MegaStyle++: 3 levels with k = 100000, 5000, 500 on ~1M deduplicated prompts (finest first).
 PAPER_KS: tuple[int, ...] = (100_000, 5_000, 500)
@@ -17,6 +17,20 @@ PAPER_N_PROMPTS = 1_000_000
 # The paper keeps 170K style prompts and 400K content prompts after balancing.
 STYLE_TARGET = 170_000
 CONTENT_TARGET = 400_000
+
+
+def check_ks(ks: Sequence[int], n_points: int) -> list[int]:
+    """Validate cluster counts per level (finest first): positive, strictly decreasing, ``ks[0] <= n``."""
+    ks = [int(k) for k in ks]
+    if not ks:
+        raise ValueError("ks must name at least one level")
+    if any(k < 1 for k in ks):
+        raise ValueError(f"every level needs k >= 1, got ks={ks}")
+    if any(a <= b for a, b in itertools.pairwise(ks)):
+        raise ValueError(f"ks must strictly decrease from the finest level up, got ks={ks}")
+    if ks[0] > n_points:
+        raise ValueError(f"the finest level asks for k={ks[0]} clusters but there are only {n_points} points")
+    return ks
 
 
 def scale_ks(

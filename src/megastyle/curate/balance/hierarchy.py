@@ -12,7 +12,6 @@ own reimplementation from the paper's description (the authors' code is non-comm
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from megastyle.curate.balance.clustering import InitMethod, as_tensor, assign, kmeans
+from megastyle.curate.balance.config import check_ks
 from megastyle.curate.balance.grouping import take_per_group
-from megastyle.curate.balance.kmeans import InitMethod, as_tensor, assign, kmeans
 
 ResampleStrategy = Literal["closest", "random"]
 
@@ -100,20 +100,6 @@ class Hierarchy:
             )
         hierarchy.check()
         return hierarchy
-
-
-def check_ks(ks: Sequence[int], n_points: int) -> list[int]:
-    """Validate cluster counts per level (finest first): positive, strictly decreasing, ``ks[0] <= n``."""
-    ks = [int(k) for k in ks]
-    if not ks:
-        raise ValueError("ks must name at least one level")
-    if any(k < 1 for k in ks):
-        raise ValueError(f"every level needs k >= 1, got ks={ks}")
-    if any(a <= b for a, b in itertools.pairwise(ks)):
-        raise ValueError(f"ks must strictly decrease from the finest level up, got ks={ks}")
-    if ks[0] > n_points:
-        raise ValueError(f"the finest level asks for k={ks[0]} clusters but there are only {n_points} points")
-    return ks
 
 
 def _compact(labels: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
