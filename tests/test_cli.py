@@ -141,3 +141,13 @@ def test_help_has_examples_and_plain_defaults_and_short_flags():
     assert runner.invoke(app, ["--version"]).output.startswith("megastyle ")
     bench = runner.invoke(app, ["bench", "-h"])
     assert all(name in bench.output for name in ("retrieval", "dataset", "transfer"))
+
+
+def test_every_command_help_shows_examples():
+    from megastyle.cli.app import COMMANDS
+
+    names = [["bench", name] if parent is not app else [name] for parent, name, *_ in COMMANDS] + [["score"]]
+    for name in names:
+        result = runner.invoke(app, [*name, "-h"])
+        assert result.exit_code == 0 and "Examples:" in result.output, name
+        assert f"megastyle {' '.join(name)}" in result.output, name

@@ -37,7 +37,10 @@ def _fixed_batch_loss(cfg: TrainEncoderConfig, encoder: StyleEncoder, loss_state
     train_rows, _, _ = resolve_split(cfg)
     dataset = StyleImageDataset(train_rows, encoder.config.preprocess)
     pixels, labels = collate_style_batch([dataset[i] for i in range(len(dataset))])
-    bank = build_text_bank(load_text_tower("sentence"), train_rows.styles, cache_dir=cfg.output_dir / "cache")
+    # Beside the run folder, not in it: the trainer claims an empty folder (the bank is the same either way).
+    bank = build_text_bank(
+        load_text_tower("sentence"), train_rows.styles, cache_dir=cfg.output_dir.parent / "bank"
+    )
     loss_fn = SSCLLoss()
     loss_fn.load_state_dict(loss_state)
     with torch.no_grad():

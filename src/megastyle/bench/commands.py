@@ -322,8 +322,12 @@ class TransferBenchConfig(GenerationSettings):
     """StyleBench-like evaluation: references × content prompts → style score, text score, content leakage."""
 
     toml_section: ClassVar[str] = "bench_transfer"
+    aliases: ClassVar[dict[str, str]] = {"references": "source"}
 
-    references: Path | None = Field(None, description="Folder of reference images, or megastyle shards.")
+    source: Path | None = Field(
+        None,
+        description="The references: a folder of images (one style each), or megastyle shards (one per style).",
+    )
     max_styles: int = Field(8, ge=0, description="References sampled (one per style; 0 = all).")
     prompts: list[str] = Field(
         ["A bench", "A car", "A house with a tree beside"], description="Content prompts (official three)."
@@ -377,15 +381,15 @@ def run_bench_transfer(cfg: TransferBenchConfig) -> Any:
     from megastyle.transfer.generate import load_references
     from megastyle.transfer.loading import check_size, load_pipeline, resolve_dtype
 
-    if cfg.references is None:
-        raise ConfigError("set --references FOLDER (images, or megastyle shards)")
+    if cfg.source is None:
+        raise ConfigError("--source: no references given (a folder of images, or megastyle shards)")
     if cfg.style_encoder is None or cfg.clip_model is None:
         raise ConfigError("set --style-encoder FOLDER and --clip-model FOLDER (local models)")
     prompts = _bench_prompts(cfg)
     specs = _bench_specs(cfg)
     try:
         references, ref_rejects = load_references(
-            cfg.references, max_styles=cfg.max_styles or None, seed=cfg.seed
+            cfg.source, max_styles=cfg.max_styles or None, seed=cfg.seed
         )
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from err

@@ -111,18 +111,21 @@ EXAMPLES: dict[str, str] = {
     "transfer": "megastyle transfer --style ref.png --prompt 'A bench' --model models/FLUX.1-dev "
     "--lora megastyle_flux.safetensors",
     "train-transfer": "megastyle train-transfer --source runs/quickstart/curate/dataset --model models/FLUX.1-dev",
-    "retrieval": "megastyle bench retrieval --source runs/quickstart/curate/dataset --holdout-styles 0.2\n"
+    "bench retrieval": "megastyle bench retrieval --source runs/quickstart/curate/dataset --holdout-styles 0.2\n"
     "megastyle bench retrieval --source my_images/ --all-styles   # every style of your own labelled folder",
-    "dataset": "megastyle bench dataset --source runs/quickstart/curate/dataset",
+    "bench dataset": "megastyle bench dataset --source runs/quickstart/curate/dataset",
+    "bench transfer": "megastyle bench transfer --source refs/ --model models/FLUX.1-dev --lora megastyle_flux.safetensors "
+    "--style-encoder runs/enc/encoder --clip-model models/clip-vit-large-patch14",
 }
 for parent, name, config_cls, run, help_text in COMMANDS:
+    full_name = f"bench {name}" if parent is bench_app else name
     config_command(
         parent,
         name,
         config_cls,
         help_text,
-        positionals=POSITIONALS.get(name, ()),
-        examples=EXAMPLES.get(name, ""),
+        positionals=POSITIONALS.get(full_name, ()),
+        examples=EXAMPLES.get(full_name, ""),
     )(run)
 config_command(
     app,

@@ -56,6 +56,11 @@ class EmbedConfig(EncoderSource):
     chunk_size: int = Field(4096, ge=1, description="Images per resumable chunk.")
     workers: int = Field(0, ge=0, description="Decode/preprocess threads (0 = in the main thread).")
     keep_chunks: bool = Field(False, description="Keep the per-chunk files after merging.")
+    overwrite: bool = Field(
+        False,
+        description="Replace an existing output written from another source or encoder (the same one is "
+        "reused as it is).",
+    )
     progress: bool = Field(True, description="Show a progress bar.")
     calibration_output: Path | None = Field(
         None,
@@ -72,9 +77,9 @@ def run_embed(cfg: EmbedConfig) -> None:
     from megastyle.encode.embed import embed_collection, read_rejects
 
     if cfg.source is None:
-        raise ConfigError("no source: set --source FOLDER (images or shards)")
+        raise ConfigError("--source: no collection given (an image folder, a manifest, Parquet or shards)")
     if cfg.output.suffix != ".safetensors":
-        raise ConfigError(f"--output must end with .safetensors, got {cfg.output}")
+        raise ConfigError(f"{cfg.output}: --output must end with .safetensors")
     encoder = load_encoder_from_config(cfg)
     notices: list[str] = []
     try:
@@ -89,6 +94,8 @@ def run_embed(cfg: EmbedConfig) -> None:
             progress=cfg.progress,
             keep_chunks=cfg.keep_chunks,
             options=CollectionOptions.of(cfg),
+            reuse=not cfg.overwrite,
+            overwrite=cfg.overwrite,
             notice=notices,
         )
     except ConfigError:
@@ -97,11 +104,14 @@ def run_embed(cfg: EmbedConfig) -> None:
         raise ConfigError(str(err)) from err
     for line in notices:
         console.print(line, highlight=False)
-    console.print(
-        f"{summary.embedded} embeddings ({summary.dim}-d) in {summary.out_path}; "
-        f"{summary.rejected} images rejected; chunks {summary.chunks_written} written, "
-        f"{summary.chunks_reused} reused"
-    )
+    if summary.reused:
+        console.print(f"{summary.out_path}: already holds these {summary.embedded} embeddings; nothing to do")
+    else:
+        console.print(
+            f"{summary.embedded} embeddings ({summary.dim}-d) in {summary.out_path}; "
+            f"{summary.rejected} images rejected; chunks {summary.chunks_written} written, "
+            f"{summary.chunks_reused} reused"
+        )
     if cfg.calibration_output is not None:
         _fit_calibration(cfg, summary.out_path, cfg.calibration_output)
     if summary.rejected:

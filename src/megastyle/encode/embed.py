@@ -338,11 +338,13 @@ def embed_collection(
     keep_chunks: bool = False,
     options: CollectionOptions | None = None,
     reuse: bool = False,
+    overwrite: bool = True,
     notice: list[str] | None = None,
 ) -> EmbedSummary:
     """Embed every image of ``source`` (any collection, or shards) into ``out_path``; bad images are recorded.
 
     ``reuse``: an ``out_path`` already written from the same items, encoder and chunking is kept as it is.
+    ``overwrite=False``: any other existing ``out_path`` is refused instead of replaced.
     ``notice`` collects what an import of the source did.
     """
     if batch_size < 1 or chunk_size < 1:
@@ -362,6 +364,11 @@ def embed_collection(
             return EmbedSummary(
                 out, len(previous.items), len(previous.rejects), encoder.dim, 0, 0, reused=True
             )
+    if out.is_file() and not overwrite:
+        raise ValueError(
+            f"{out}: already holds embeddings of another source, encoder or chunking; pass --overwrite true to "
+            "replace them, or choose another --output"
+        )
     chunk_dir = out.with_suffix(".chunks")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     manifest = chunk_dir / "manifest.json"

@@ -31,6 +31,7 @@ import torch
 from megastyle.checkpoints import check_resume_key
 from megastyle.config import ConfigError
 from megastyle.data.augment import AugmentConfig
+from megastyle.data.folders import claim_output_dir
 from megastyle.data.styles import (
     StyleRows,
     match_styles,
@@ -181,7 +182,7 @@ class SSCLTrainer:
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.is_main = accelerator.is_main_process
         self.out = out = cfg.output_dir
-        out.mkdir(parents=True, exist_ok=True)
+        claim_output_dir(out, "train-encoder", legacy=lambda f: (f / CHECKPOINTS).is_dir())
 
         # Only the main process imports a source that is not shards; the others wait and reuse it.
         if not self.is_main:

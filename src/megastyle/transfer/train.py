@@ -31,6 +31,7 @@ import torch
 from megastyle.checkpoints import CHECKPOINTS, check_resume_key, latest_checkpoint, prune_checkpoints
 from megastyle.config import ConfigError
 from megastyle.data import atomic_write_json
+from megastyle.data.folders import claim_output_dir
 from megastyle.progress import track
 from megastyle.transfer.cache import CacheSpec, FluxEncoders, LatentCache, batch_tensors, epoch_loader
 from megastyle.transfer.data import RowImages, batches_per_epoch, load_rows, stream_seed, trainable_rows
@@ -278,7 +279,7 @@ def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTran
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     is_main = accelerator.is_main_process
     out = cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "train-transfer", legacy=lambda f: (f / CHECKPOINTS).is_dir())
     if pipeline is None:
         if cfg.model is None:
             raise ConfigError("set model = <local FLUX folder>")
