@@ -11,6 +11,7 @@ from rich.console import Console
 
 from megastyle.config import CommandConfig, ConfigError
 from megastyle.devices import resolve_device
+from megastyle.progress import step
 
 if TYPE_CHECKING:
     from megastyle.encode.model import StyleEncoder
@@ -52,7 +53,10 @@ def load_encoder_from_config(cfg: EncoderSource) -> StyleEncoder:
             )
         if cfg.encoder is not None:
             raise ConfigError("give either --encoder or --official-pth, not both")
-        encoder, report = load_official_encoder(cfg.official_pth, cfg.base_model, device=device, dtype=dtype)
+        with step(f"load the official encoder {cfg.official_pth} on {cfg.base_model}"):
+            encoder, report = load_official_encoder(
+                cfg.official_pth, cfg.base_model, device=device, dtype=dtype
+            )
         console.print(
             f"[yellow]load report[/yellow]: {report.summary()}" if not report.ok else report.summary()
         )
@@ -60,6 +64,7 @@ def load_encoder_from_config(cfg: EncoderSource) -> StyleEncoder:
     if cfg.encoder is None:
         raise ConfigError("no encoder: set --encoder FOLDER or --official-pth FILE --base-model FOLDER")
     try:
-        return StyleEncoder.from_pretrained(cfg.encoder, device=device, dtype=dtype)
+        with step(f"load the style encoder from {cfg.encoder}"):
+            return StyleEncoder.from_pretrained(cfg.encoder, device=device, dtype=dtype)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from err
