@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"data", "prompts", "report"},  # shared layers: formats, prompts, report pages
     {"curate", "encode", "transfer"},  # three of the four parts; they never import each other
     {"bench", "testing"},  # benchmarks measure the parts; the test kit builds tiny models from them
-    {"quickstart"},  # the main job: every part end to end
+    {"quickstart", "app"},  # the main job end to end; the web page over every part
     {"cli"},  # parses and registers commands
 ]
 

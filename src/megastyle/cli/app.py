@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from megastyle import __version__
+from megastyle.app.config import AppConfig
 from megastyle.bench.commands import (
     DatasetQualityConfig,
     RetrievalConfig,
@@ -57,6 +58,12 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench", context_settings=HELP_OPTIONS)
 
 
+def _run_app(cfg: AppConfig) -> None:
+    from megastyle.app.server import run_app
+
+    run_app(cfg)
+
+
 def _run_quickstart(cfg: QuickstartConfig) -> None:
     from megastyle.quickstart.run import run_quickstart
 
@@ -78,6 +85,8 @@ COMMANDS = (
     (app, "transfer", TransferConfig, run_transfer, "Style transfer: style images × prompts → images, sheet, manifest."),
     (app, "train-transfer", TrainTransferConfig, run_train_transfer,
      "Train a MegaStyle-FLUX LoRA (paired style references, flow matching on the target tokens)."),
+    (app, "app", AppConfig, _run_app,
+     "A web page on this machine: style transfer, style search, dataset explorer (needs megastyle[app])."),
     (bench_app, "retrieval", RetrievalConfig, run_retrieval, "StyleRetrieval: Recall@k, mAP@k, mAP on held-out styles."),
     (bench_app, "dataset", DatasetQualityConfig, run_dataset_quality, "Dataset quality: consistency, diversity, leakage."),
     (bench_app, "transfer", TransferBenchConfig, run_bench_transfer,
@@ -111,6 +120,8 @@ EXAMPLES: dict[str, str] = {
     "transfer": "megastyle transfer --style ref.png --prompt 'A bench' --model models/FLUX.1-dev "
     "--lora megastyle_flux.safetensors",
     "train-transfer": "megastyle train-transfer --source runs/quickstart/curate/dataset --model models/FLUX.1-dev",
+    "app": "megastyle app                         # the quickstart's run, on http://127.0.0.1:7860\n"
+    "megastyle app --flux models/FLUX.1-dev --lora megastyle_flux.safetensors --encoder runs/enc/encoder",
     "bench retrieval": "megastyle bench retrieval --source runs/quickstart/curate/dataset --holdout-styles 0.2\n"
     "megastyle bench retrieval --source my_images/ --all-styles   # every style of your own labelled folder",
     "bench dataset": "megastyle bench dataset --source runs/quickstart/curate/dataset",

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -340,12 +340,13 @@ def embed_collection(
     reuse: bool = False,
     overwrite: bool = True,
     notice: list[str] | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> EmbedSummary:
     """Embed every image of ``source`` (any collection, or shards) into ``out_path``; bad images are recorded.
 
     ``reuse``: an ``out_path`` already written from the same items, encoder and chunking is kept as it is.
     ``overwrite=False``: any other existing ``out_path`` is refused instead of replaced.
-    ``notice`` collects what an import of the source did.
+    ``notice`` collects what an import of the source did; ``on_progress(done, total)`` follows the images.
     """
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be ≥ 1")
@@ -396,6 +397,8 @@ def embed_collection(
                 if chunk_path.is_file() and rejects_path(chunk_path).is_file():
                     reused += 1
                     bar.advance(len(chunk))
+                    if on_progress is not None:
+                        on_progress(bar.completed, len(items))
                     continue
                 parts: list[np.ndarray] = []
                 good: list[EmbedItem] = []
@@ -406,6 +409,8 @@ def embed_collection(
                     good.extend(ok)
                     rejects.extend(bad)
                     bar.advance(len(chunk[i : i + batch_size]))
+                    if on_progress is not None:
+                        on_progress(bar.completed, len(items))
                 embeddings = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
                 # The rejects file is written last: its presence marks the chunk complete.
                 EmbeddingSet(embeddings, good, rejects=rejects).save(chunk_path)

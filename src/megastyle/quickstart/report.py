@@ -3,13 +3,12 @@ numbers, where each output lies), then curation, the encoder benchmark and style
 
 from __future__ import annotations
 
-import json
 import os
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from megastyle.curate.summary import read_run_rejects, rejects_by_cause, stage_sentence
 from megastyle.data import ShardReader
 from megastyle.quickstart.config import QuickstartConfig
 from megastyle.quickstart.encoder import TRAINED
@@ -36,67 +35,6 @@ SHEET_MAX_PAGES = 6
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def _kinds(stats: Mapping[str, Any], describe: Any) -> str:
-    return "; ".join(f"{kind}: {describe(stats[kind])}" for kind in ("style", "content") if kind in stats)
-
-
-def stage_sentence(name: str, stats: Mapping[str, Any]) -> str:
-    """One readable line for a curate stage's numbers."""
-    if name == "ingest":
-        return _kinds(stats, lambda s: f"{s['items']} items read, {s['rejected']} rejected")
-    if name == "caption":
-        return _kinds(stats, lambda s: f"{s['captioned']} captioned, {s['failed']} failed ({s['backend']})")
-    if name == "dedup":
-        return _kinds(
-            stats,
-            lambda s: (
-                f"{s['input']} → {s['kept']} kept (removed: "
-                + ", ".join(f"{step} {n}" for step, n in s["removed"].items())
-                + ")"
-            ),
-        )
-    if name == "balance":
-        return _kinds(
-            stats,
-            lambda s: (
-                f"{s['n_input']} → {s['n_selected']} selected over {s['ks'][-1] if s['ks'] else 1} "
-                f"clusters (largest cluster share {s['before']['largest_share']:.2f} → {s['after']['largest_share']:.2f})"
-            ),
-        )
-    if name == "combine":
-        low, high = stats["content_uses_min_max"]
-        return (
-            f"{stats['styles']} styles × {stats['pairs'] // max(stats['styles'], 1)} contents = {stats['pairs']} "
-            f"pairs; each of {stats['contents']} contents used {low}–{high} times"
-        )
-    if name == "generate":
-        return (
-            f"{stats['rendered']} of {stats['planned']} images rendered by '{stats['backend']}' at "
-            f"{stats['image_size']}², {stats['rejected']} rejected"
-        )
-    if name == "filter":
-        if not stats.get("enabled"):
-            return "off (every style kept)"
-        return f"{stats['styles']} styles scored with {stats['embedder']}, {stats['dropped']} dropped"
-    if name == "write":
-        return f"{stats['rows']} rows of {stats['styles']} styles in {stats['shards']} shards"
-    return json.dumps(stats, default=str)[:200]
-
-
-def _reject_cause(cause: str) -> str:
-    """The kind of a reject: its stage and the cause without the item's own details."""
-    head, _, rest = cause.partition(": ")
-    detail = rest.split(": ")[-1] if rest else ""
-    return f"{head}: {detail}" if detail else head
-
-
-def _rejects(run_dir: Path) -> list[dict[str, str]]:
-    path = run_dir / "rejects.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _sheet_rows(dataset_dir: Path, styles: int, columns: int) -> list[tuple[str, list[Any]]]:
@@ -133,13 +71,12 @@ def curation_section(
         caption="Each stage's output is a folder under curate/stages/ with a manifest; a rerun with --resume "
         "redoes only the stages whose settings or inputs changed.",
     )
-    rejects = _rejects(run_dir)
-    causes = Counter(_reject_cause(r["cause"]) for r in rejects)
+    rejects = read_run_rejects(run_dir)
     section.heading(f"Rejected items: {len(rejects)}")
     if rejects:
         section.table(
             ["cause", "items"],
-            causes.most_common(),
+            rejects_by_cause(rejects),
             caption="Bad items never stop a run: each is recorded with its cause in curate/rejects.jsonl "
             "and the run goes on.",
         )
