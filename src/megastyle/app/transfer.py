@@ -131,8 +131,10 @@ class StyleTransfer:
         for i, ((prompt, _), image) in enumerate(zip(items, images[0], strict=True)):
             if image is None:
                 continue
-            record = {"prompt": prompt, "seed": seeds[0][i], "style_score": scores[i]} | asdict(request)
-            del record["prompts"], record["random_seed"]
+            settings = {
+                k: v for k, v in asdict(request).items() if k not in ("prompts", "seed", "random_seed")
+            }
+            record = {"prompt": prompt, "seed": seeds[0][i], "style_score": scores[i], **settings}
             score = f", style score {scores[i]:.3f}" if scores[i] is not None else ""
             result.images.append(image)
             result.captions.append(f"{prompt} · seed {seeds[0][i]}{score}")
