@@ -138,3 +138,42 @@ def test_filter_stage_drops_styles_from_the_final_dataset(pools, tmp_path):
     assert summary["stages"]["write"]["rows"] == 0
     dropped = json.loads((tmp_path / "filtered" / "stages" / "07_filter" / "dropped.json").read_text())
     assert all("reason" in d and d["reason"] for d in dropped)
+
+
+def _finished_at(run_dir: Path) -> dict[str, float]:
+    return {
+        folder.name: json.loads((folder / "manifest.json").read_text())["finished_at"]
+        for folder in sorted((run_dir / "stages").iterdir())
+        if (folder / "manifest.json").is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "first_rerun"),
+    [
+        ({"balance": {"style": {"target": 8}, "content": {"target": 12}}}, "04_balance"),
+        ({"combine": {"contents_per_style": 2}}, "05_combine"),
+        ({"generate": {"image_size": 48, "batch_size": 2, "staging_shard_rows": 4}}, "06_generate"),
+        ({"write": {"shard_size": 5, "row_group_size": 5}}, "08_write"),
+    ],
+    ids=["balance", "combine", "generate", "write"],
+)
+def test_a_changed_section_reruns_exactly_its_stage_and_those_after(
+    reference, pools, tmp_path, change, first_rerun
+):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference[0], run_dir)  # a finished run of the reference config
+    before = _finished_at(run_dir)
+    summary = run_curate(_config(run_dir, pools, resume=True, **change))
+    after = _finished_at(run_dir)
+    assert set(after) == set(before) == {f.name for f in (run_dir / "stages").iterdir()}
+    for stage in sorted(before):
+        if stage < first_rerun:
+            assert after[stage] == before[stage], (
+                f"{stage} ran again, though nothing before {first_rerun} changed"
+            )
+        else:
+            assert after[stage] > before[stage], f"{stage} was reused, though {first_rerun} changed"
+    assert summary["stages"]["write"]["rows"] == len(ShardReader(run_dir / "dataset"))
