@@ -18,8 +18,8 @@ quickstart: $(STAMP)
 	$(BIN)/megastyle quickstart --config configs/quickstart.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks integrations
+	$(BIN)/ruff format --check src tests benchmarks integrations
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

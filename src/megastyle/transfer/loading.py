@@ -83,3 +83,82 @@ def check_size(pipe: Any, size: int) -> None:
     multiple = 2 * int(pipe.vae_scale_factor)
     if size % multiple:
         raise ConfigError(f"size {size} must be a multiple of {multiple} (2 × the VAE scale factor)")
+
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".sft")
+
+
+def load_flux_pipeline(
+    model: Path,
+    dtype: Any,
+    device: str,
+    *,
+    transformer_file: Path | None = None,
+    progress: bool = True,
+) -> Any:
+    """``MegaStyleFluxPipeline`` from a local FLUX folder (diffusers layout), without a LoRA.
+
+    With ``transformer_file`` the transformer comes from that one file instead, as ComfyUI users keep FLUX
+    (``models/unet/flux1-dev.safetensors``, BFL or diffusers key names), through diffusers'
+    ``FluxTransformer2DModel.from_single_file`` with the folder's ``transformer/config.json``; the folder
+    gives everything else, and its own transformer weights are never read (they may be absent).
+    """
+    from megastyle.transfer.pipeline import MegaStyleFluxPipeline
+
+    if not model.is_dir():
+        raise ConfigError(
+            f"{model}: no such FLUX pipeline folder (a local FLUX.1-dev folder, diffusers layout)"
+        )
+    if not (model / "model_index.json").is_file():
+        raise ConfigError(f"{model}: not a diffusers pipeline folder (no model_index.json)")
+    components: dict[str, Any] = {}
+    if transformer_file is not None:
+        components["transformer"] = load_single_file_transformer(
+            transformer_file, model, dtype, progress=progress
+        )
+    with quiet_library_bars(), step(f"transfer: load the FLUX pipeline from {model}", enabled=progress):
+        try:
+            pipe = MegaStyleFluxPipeline.from_pretrained(
+                model, dtype=dtype, local_files_only=True, **components
+            )
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{model}: cannot load a FLUX pipeline ({err})") from err
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_single_file_transformer(path: Path, model: Path, dtype: Any, *, progress: bool = True) -> Any:
+    """A FLUX transformer from one safetensors file, configured by ``model/transformer/config.json``.
+
+    Read only as safetensors (never unpickled) and only from local files: the configuration is the folder's,
+    so nothing is fetched from a hub.
+    """
+    from diffusers import FluxTransformer2DModel
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such transformer file")
+    if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+        raise ConfigError(
+            f"{path}: a single-file transformer is read from {' or '.join(SINGLE_FILE_SUFFIXES)} only, never "
+            "unpickled"
+        )
+    if not (model / "transformer" / "config.json").is_file():
+        raise ConfigError(f"{model}: no transformer/config.json to configure the transformer in {path.name}")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    with quiet_library_bars(), step(f"transfer: load the FLUX transformer from {path}", enabled=progress):
+        try:  # read here, so that .sft files are read as what they are (diffusers would unpickle them)
+            state_dict = load_file(str(path))
+        except SafetensorError as err:
+            raise ConfigError(f"{path}: not a safetensors file ({err})") from err
+        try:
+            return FluxTransformer2DModel.from_single_file(
+                state_dict,
+                config=str(model),
+                subfolder="transformer",
+                torch_dtype=dtype,
+                local_files_only=True,
+            )
+        except (OSError, ValueError, KeyError, IndexError, RuntimeError) as err:
+            raise ConfigError(f"{path}: cannot load a FLUX transformer from this file ({err})") from err

@@ -140,6 +140,67 @@ def set_lora_scale(pipeline_or_transformer: Any, adapter_name: str, scale: float
             module.set_scale(adapter_name, scale)
 
 
+def remove_lora(pipeline_or_transformer: Any, adapter_name: str = DEFAULT_ADAPTER) -> bool:
+    """Take adapter ``adapter_name`` off the transformer → whether it had one.
+
+    The base weights are never changed by a (non-fused) LoRA, so this gives back the transformer as it was
+    before the load: the last adapter's removal also takes out the LoRA wrappers (``unload_lora``); with
+    other adapters present only this one's layers go (``delete_adapters``).
+    """
+    transformer = transformer_of(pipeline_or_transformer)
+    _lora_sources(transformer).pop(adapter_name, None)
+    adapters = getattr(transformer, "peft_config", None) or {}
+    if adapter_name not in adapters:
+        return False
+    if set(adapters) == {adapter_name}:
+        transformer.unload_lora()
+    else:
+        transformer.delete_adapters(adapter_name)
+    return True
+
+
+def use_lora(
+    pipeline_or_transformer: Any,
+    path: str | os.PathLike[str] | None,
+    scale: float = 1.0,
+    adapter_name: str = DEFAULT_ADAPTER,
+) -> LoraLoadReport | None:
+    """Make the transformer carry adapter ``adapter_name`` from ``path`` at ``scale``, exactly once.
+
+    Calling it again never stacks a second copy: an adapter of that name from this very file (same path,
+    size and modification time) only gets its scale set; one from another file, or one this function did
+    not load, is removed (``remove_lora``) and the file loaded afresh. ``path=None`` removes the adapter.
+    Returns the load report when the file was loaded, None when only the scale was set or nothing loaded.
+    """
+    transformer = transformer_of(pipeline_or_transformer)
+    if path is None:
+        remove_lora(transformer, adapter_name)
+        return None
+    source = _file_signature(path)
+    adapters = getattr(transformer, "peft_config", None) or {}
+    if adapter_name in adapters and _lora_sources(transformer).get(adapter_name) == source:
+        set_lora_scale(transformer, adapter_name, scale)
+        return None
+    remove_lora(transformer, adapter_name)
+    report = load_megastyle_lora(transformer, path, adapter_name=adapter_name, scale=scale)
+    _lora_sources(transformer)[adapter_name] = source
+    return report
+
+
+def _file_signature(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """(resolved path, size, modification time): a file replaced in place reads as another file."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{path}: LoRA file does not exist")
+    stat = resolved.stat()
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
+def _lora_sources(transformer: Any) -> dict[str, tuple[str, int, int]]:
+    """Adapter name → the file ``use_lora`` loaded it from, kept on the transformer itself."""
+    return transformer.__dict__.setdefault("_megastyle_lora_sources", {})
+
+
 def lora_modules(transformer: Any, adapter_name: str) -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
     """Each LoRA'd module → (A, B, configured scale alpha/r or alpha/√r), independent of ``set_lora_scale``."""
     from peft.tuners.lora import LoraLayer
@@ -249,7 +310,9 @@ __all__ = [
     "lora_config_kwargs",
     "lora_modules",
     "read_lora_file",
+    "remove_lora",
     "save_lora",
     "set_lora_scale",
     "to_kohya_state_dict",
+    "use_lora",
 ]
