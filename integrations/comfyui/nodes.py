@@ -20,7 +20,6 @@ from .support import (
     MegaStyleReference,
     check_size,
     cpu_generator,
-    encoded_reference,
     encoder_choices,
     is_unset,
     model_files,
@@ -291,22 +290,24 @@ class MegaStyleSampler:
                 width,
                 height,
             )
-        with encoded_reference(pipeline, reference):
-            tokens = pipeline(
-                prompt=prompt,
-                style_image=list(reference.images),
-                height=height,
-                width=width,
-                num_inference_steps=steps,
-                schedule=schedule,
-                guidance_scale=guidance,
-                num_images_per_prompt=batch_size,
-                generator=cpu_generator(seed),
-                reference_resize_mode=reference.resize_mode,
-                output_type="latent",
-                callback_on_step_end=step_callback(steps),
-                max_sequence_length=max_sequence_length,
-            ).images
+        # The reference's tokens are reused when they were encoded for this size; otherwise it is encoded again.
+        same_size = (reference.height, reference.width) == (height, width)
+        tokens = pipeline(
+            prompt=prompt,
+            style_image=None if same_size else list(reference.images),
+            reference_latents=reference.tokens if same_size else None,
+            height=height,
+            width=width,
+            num_inference_steps=steps,
+            schedule=schedule,
+            guidance_scale=guidance,
+            num_images_per_prompt=batch_size,
+            generator=cpu_generator(seed),
+            reference_resize_mode=reference.resize_mode,
+            output_type="latent",
+            callback_on_step_end=step_callback(steps),
+            max_sequence_length=max_sequence_length,
+        ).images
         latents = unpack_latents(tokens, height, width, pipeline.vae_scale_factor)
         config = pipeline.vae.config
         return ({"samples": (latents / config.scaling_factor + config.shift_factor).float().cpu()},)

@@ -214,48 +214,8 @@ class MegaStyleReference:
     width: int
     resize_mode: str
 
-    def fits(self, images: Sequence[Any], height: int, width: int, resize_mode: str) -> bool:
-        """Whether these tokens are what encoding ``images`` for this call would give."""
-        return (
-            (int(height), int(width), resize_mode) == (self.height, self.width, self.resize_mode)
-            and len(images) == len(self.images)
-            and all(a is b for a, b in zip(images, self.images, strict=True))
-        )
-
     def __repr__(self) -> str:
         return f"MegaStyleReference({len(self.images)} image(s) for {self.width}x{self.height}, {self.resize_mode})"
-
-
-@contextmanager
-def encoded_reference(pipeline: Any, reference: MegaStyleReference) -> Iterator[None]:
-    """Let ``pipeline`` reuse ``reference``'s latents instead of encoding its images again.
-
-    ``MegaStyleFluxPipeline.__call__`` encodes its ``style_image`` through ``encode_reference``; for the
-    duration of the call that method answers with the tokens already encoded for those very images, size and
-    resize mode (cast as the real method casts), and encodes anything else as before. Every other step of the
-    call is the pipeline's own.
-    """
-    real = pipeline.encode_reference
-
-    def encode_reference(
-        images: Any,
-        height: int,
-        width: int,
-        dtype: Any = None,
-        device: Any = None,
-        resize_mode: str = "crop",
-    ) -> Any:
-        listed = list(images) if isinstance(images, (list, tuple)) else [images]
-        if reference.fits(listed, height, width, resize_mode):
-            device = device if device is not None else pipeline.device
-            return reference.tokens.to(device=device, dtype=dtype or pipeline.transformer.dtype)
-        return real(images, height, width, dtype=dtype, device=device, resize_mode=resize_mode)
-
-    pipeline.encode_reference = encode_reference
-    try:
-        yield
-    finally:
-        del pipeline.encode_reference
 
 
 # ----- ComfyUI tensors ↔ images ------------------------------------------------------------------

@@ -142,3 +142,17 @@ def test_reference_is_encoded_at_the_target_size(mega: MegaStyleFluxPipeline) ->
     # Arrays are accepted too ([0, 1] floats, HWC) and cropped the same way as the PIL image.
     array = mega.image_processor.pil_to_numpy(tall)
     torch.testing.assert_close(mega.encode_reference(array, HEIGHT, WIDTH), cropped, rtol=0, atol=1e-6)
+
+
+def test_references_encoded_once_give_the_same_images(mega: MegaStyleFluxPipeline) -> None:
+    styles = random_images(2, size=(32, 32), seed=8)
+    prompts = ["a bench", "a car"]
+    encoded = mega.encode_reference(styles, HEIGHT, WIDTH, device="cpu")
+
+    def run(**reference: Any) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(4)
+        return mega(**CALL, prompt=prompts, num_inference_steps=2, generator=generator, **reference).images
+
+    assert torch.equal(run(style_image=styles), run(reference_latents=encoded))
+    single = run(reference_latents=encoded[:1])  # one encoded reference for both prompts
+    assert torch.equal(single, run(style_image=styles[0]))

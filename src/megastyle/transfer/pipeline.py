@@ -172,15 +172,24 @@ class MegaStyleFluxPipeline(FluxPipeline):
         dtype: torch.dtype,
         device: torch.device,
         resize_mode: str,
+        reference_latents: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
-        """Encode each distinct reference once and lay it out like the prompt embeddings (prompt-major)."""
-        if style_image is None:
+        """Encode each distinct reference once (or take ``reference_latents``, already encoded by
+        ``encode_reference``) and lay it out like the prompt embeddings (prompt-major)."""
+        if reference_latents is not None:
+            encoded = reference_latents.to(device=device, dtype=dtype)
+        elif style_image is None:
             return None
-        images = _as_image_list(style_image)
-        assignment = reference_assignment(len(images), batch_size)
-        encoded = self.encode_reference(
-            images, height, width, dtype=dtype, device=device, resize_mode=resize_mode
-        )
+        else:
+            encoded = self.encode_reference(
+                _as_image_list(style_image),
+                height,
+                width,
+                dtype=dtype,
+                device=device,
+                resize_mode=resize_mode,
+            )
+        assignment = reference_assignment(len(encoded), batch_size)
         index = torch.tensor(assignment, device=device).repeat_interleave(num_images_per_prompt)
         return encoded[index]
 
@@ -202,6 +211,7 @@ class MegaStyleFluxPipeline(FluxPipeline):
         prompt_embeds: torch.Tensor | None = None,
         pooled_prompt_embeds: torch.Tensor | None = None,
         reference_resize_mode: str = "crop",
+        reference_latents: torch.Tensor | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         joint_attention_kwargs: dict[str, Any] | None = None,
@@ -214,7 +224,8 @@ class MegaStyleFluxPipeline(FluxPipeline):
         ``style_image``: one image for all prompts, one per prompt, or several with a single prompt (the prompt
         is then repeated for each). ``schedule``: "diffusers" (FluxPipeline's dynamic shift, 28 steps default)
         or "official" (static shift 3.0, DiffSynth's sigma spacing, 30 steps default). ``output_type="latent"``
-        returns the packed target tokens, like FluxPipeline.
+        returns the packed target tokens, like FluxPipeline. ``reference_latents``: the references already
+        encoded by ``encode_reference`` at this height and width (then ``style_image`` is not encoded).
         """
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
@@ -225,8 +236,10 @@ class MegaStyleFluxPipeline(FluxPipeline):
         width = width or self.default_sample_size * self.vae_scale_factor
 
         # A single prompt with several references: one image per reference.
-        if style_image is not None and prompt is not None:
-            num_references = len(_as_image_list(style_image))
+        if (style_image is not None or reference_latents is not None) and prompt is not None:
+            num_references = (
+                len(reference_latents) if reference_latents is not None else len(_as_image_list(style_image))
+            )
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             if num_references > 1 and len(prompts) == 1:
                 prompt = prompts * num_references
@@ -286,6 +299,7 @@ class MegaStyleFluxPipeline(FluxPipeline):
             latents.dtype,
             device,
             reference_resize_mode,
+            reference_latents,
         )
 
         # The shift depends on the target's token count only (the image being generated), not the reference.
