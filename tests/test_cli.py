@@ -151,3 +151,14 @@ def test_every_command_help_shows_examples():
         result = runner.invoke(app, [*name, "-h"])
         assert result.exit_code == 0 and "Examples:" in result.output, name
         assert f"megastyle {' '.join(name)}" in result.output, name
+
+
+def test_every_command_help_shows_its_description_whole():
+    """Rich markup would drop a bracketed word ("megastyle[app]"): each description is printed as written."""
+    from megastyle.cli.app import COMMANDS
+
+    for parent, name, _config, _run, help_text in COMMANDS:
+        words = ["bench", name] if parent is not app else [name]
+        result = runner.invoke(app, [*words, "-h"], terminal_width=400)
+        shown = " ".join(result.output.split())
+        assert " ".join(help_text.split()) in shown, words

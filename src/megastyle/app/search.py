@@ -55,6 +55,7 @@ class StyleSearch:
         self.work_dir = work_dir
         self.index: SearchIndex | None = None
         self.source: str = ""
+        self.summary: str = ""  # what open() said, for pages that show it again later
         self._calibration: Any = None
         from megastyle.encode.search import ImageSource
 
@@ -86,7 +87,8 @@ class StyleSearch:
         self.index, self.source = index, str(path)
         self._calibration = _calibration(index)
         labelled = " with style labels (scores get percentiles)" if self._calibration is not None else ""
-        return f"{path}: {len(index)} images{labelled}, {index.kind} index on {index.backend}"
+        self.summary = f"{path}: {len(index)} images{labelled}, {index.kind} index on {index.backend}"
+        return self.summary
 
     def _require_index(self) -> SearchIndex:
         if self.index is None:

@@ -29,7 +29,7 @@ def launch(cfg: AppConfig, *, block: bool = True) -> Any:
     """Start the services and serve the page; returns the Blocks (with ``block=False``, at once)."""
     quiet_environment()
     from megastyle.app.services import AppServices
-    from megastyle.app.ui import build_ui
+    from megastyle.app.ui import CSS, build_ui
 
     if cfg.host not in LOOPBACK:
         console.print(
@@ -52,6 +52,7 @@ def launch(cfg: AppConfig, *, block: bool = True) -> Any:
         enable_monitoring=False,
         mcp_server=False,
         footer_links=["api"],
+        css=CSS,
     )
     return page
 

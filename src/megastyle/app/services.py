@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from megastyle.app.config import AppConfig
@@ -10,6 +12,7 @@ from megastyle.app.dataset import DatasetExplorer
 from megastyle.app.search import StyleSearch
 from megastyle.app.sources import AppSources
 from megastyle.app.transfer import StyleTransfer
+from megastyle.config import ConfigError
 from megastyle.progress import step
 
 
@@ -23,6 +26,32 @@ class AppServices:
     search: StyleSearch | None
     dataset: DatasetExplorer | None
     transfer: StyleTransfer
+    # What any page opened, by path: each page keeps its own path, so one user's Open never changes another's.
+    _explorers: dict[str, DatasetExplorer] = field(default_factory=dict)
+    _searches: dict[str, StyleSearch] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def explorer(self, path: str | Path) -> DatasetExplorer:
+        """The explorer of ``path``, opened once and kept (the start dataset is the first)."""
+        key = str(Path(path).expanduser())
+        with self._lock:
+            if key not in self._explorers:
+                self._explorers[key] = DatasetExplorer(key)
+            return self._explorers[key]
+
+    def searcher(self, source: str, progress: Any = None) -> StyleSearch:
+        """The search over ``source`` (an index, embeddings or a collection), opened once and kept."""
+        if self.encoder is None:
+            raise ConfigError(
+                "no style encoder: start the app with --encoder DIR (or a .pth and --base-model)"
+            )
+        key = str(Path(source).expanduser())
+        with self._lock:
+            if key not in self._searches:
+                search = StyleSearch(self.encoder, self.config.work_dir)
+                search.open(key, progress=progress)
+                self._searches[key] = search
+            return self._searches[key]
 
     @classmethod
     def start(cls, cfg: AppConfig) -> AppServices:
@@ -51,4 +80,9 @@ class AppServices:
                 with step(f"app: open the search index of {target}"):
                     search.open(target)
         transfer = StyleTransfer(sources.flux.path, sources.lora.path, cfg.device, cfg.work_dir)
-        return cls(cfg, sources, encoder, search, dataset, transfer)
+        services = cls(cfg, sources, encoder, search, dataset, transfer)
+        if dataset is not None:
+            services._explorers[str(sources.data.path)] = dataset
+        if search is not None and search.index is not None:
+            services._searches[search.source] = search
+        return services

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from megastyle.app.search import Hit
+from megastyle.app.search import Hit, StyleSearch
 from megastyle.app.services import AppServices
 from megastyle.app.transfer import TransferRequest, parse_prompts
 from megastyle.config import ConfigError
@@ -21,6 +21,19 @@ from megastyle.data import ImageDecodeError, decode_image
 
 OFFICIAL_PROMPTS = "A bench\nA car\nA house with a tree beside"
 PICK_STYLES = 24
+INTERNAL = "private"  # events of the page only (uploads, clicks): not API endpoints
+CAPTIONS_BELOW = "captions-below"
+# Gallery cells are squares with a one-line caption over the image, cut at 80 % of its width. In the
+# result galleries the caption (seed and score; rank, score, percentile and style) is what the user
+# reads, so it goes in full under the image, and the page scrolls rather than the gallery. A style's
+# strip (its images side by side) keeps its shape. Passed to ``launch(css=...)`` (Gradio 6).
+CSS = f"""
+.{CAPTIONS_BELOW} .thumbnail-item {{ aspect-ratio: auto; height: auto; }}
+.{CAPTIONS_BELOW} .thumbnail-item > img {{ height: auto; }}
+.{CAPTIONS_BELOW} .caption-label {{ position: static; max-width: none; white-space: normal; }}
+.{CAPTIONS_BELOW} .fixed-height {{ max-height: none; }}
+#dataset-styles .thumbnail-item > img {{ object-fit: contain; }}
+"""
 
 
 def load_upload(path: str | None, what: str) -> Image.Image:
@@ -37,6 +50,20 @@ def load_upload(path: str | None, what: str) -> Image.Image:
 def _fail(err: Exception) -> gr.Error:
     """A service error as a message in the page (the app keeps serving)."""
     return gr.Error(str(err))
+
+
+def _offer(path: Path | None) -> str | None:
+    """``path`` copied into Gradio's upload cache, the one place it serves files from whatever the work folder.
+
+    Gradio refuses to serve a returned file outside the working directory and the temp folder, and the
+    app never widens ``allowed_paths`` (that would serve the whole folder to anyone who can reach it).
+    """
+    if path is None:
+        return None
+    from gradio.processing_utils import save_file_to_cache
+    from gradio.utils import get_upload_folder
+
+    return save_file_to_cache(path, get_upload_folder())
 
 
 def _sources_markdown(services: AppServices) -> str:
@@ -83,7 +110,7 @@ def _transfer_tab(services: AppServices) -> None:
                 label="Reference", type="pil", interactive=False, elem_id="transfer-reference", height=220
             )
             pick = gr.Gallery(
-                value=_pick_gallery(services), label="…or pick a style of the dataset", columns=6, height=200,
+                value=_pick_gallery(services), label="…or pick a style of the dataset", columns=4, height=200,
                 allow_preview=False, elem_id="transfer-pick",
             )  # fmt: skip
         with gr.Column(scale=1):
@@ -122,7 +149,10 @@ def _transfer_tab(services: AppServices) -> None:
             )  # fmt: skip
             run = gr.Button("Generate", variant="primary", elem_id="transfer-run")
     status = gr.Markdown(elem_id="transfer-status")
-    gallery = gr.Gallery(label="Results", columns=4, height="auto", elem_id="transfer-gallery")
+    gallery = gr.Gallery(  # PNG: the same pixels as the download's files (not a lossy WebP)
+        label="Results", columns=4, height="auto", format="png", elem_id="transfer-gallery",
+        elem_classes=CAPTIONS_BELOW,
+    )  # fmt: skip
     download = gr.File(label="Download: images and manifest.json", elem_id="transfer-download")
 
     def on_upload(path: str | None) -> Image.Image:
@@ -169,10 +199,10 @@ def _transfer_tab(services: AppServices) -> None:
         message = f"{len(result.images)} images, written to `{result.folder}`"
         if result.failures:
             message += "; failed: " + "; ".join(result.failures[:3])
-        return list(zip(result.images, result.captions, strict=True)), message, str(result.archive)
+        return list(zip(result.images, result.captions, strict=True)), message, _offer(result.archive)
 
-    upload.upload(on_upload, upload, reference)
-    pick.select(on_pick, None, reference)
+    upload.upload(on_upload, upload, reference, api_visibility=INTERNAL)
+    pick.select(on_pick, None, reference, api_visibility=INTERNAL)
     run.click(
         on_run, [reference, prompts, count, seed, random_seed, steps, guidance, size, schedule, lora_scale, score],
         [gallery, status, download], api_name="transfer",
@@ -202,6 +232,8 @@ def _search_tab(services: AppServices) -> None:
         open_button = gr.Button("Open", elem_id="search-open", scale=1)
     status = gr.Markdown(_search_status(services), elem_id="search-status")
     hits_state = gr.State([])
+    # The source this page searches: per session, so one user's Open never changes another's results.
+    source_state = gr.State(search.source if search and search.index is not None else "")
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Query image", file_types=["image"], elem_id="search-query-upload")
@@ -213,7 +245,9 @@ def _search_tab(services: AppServices) -> None:
                 label="Closest in style (click one for more like it)",
                 columns=4,
                 height="auto",
+                allow_preview=False,  # a click asks for more like it (a preview would show the new list)
                 elem_id="search-gallery",
+                elem_classes=CAPTIONS_BELOW,
             )
     with gr.Accordion("Compare two images (the official style_score.py line)", open=False, elem_id="compare"):
         with gr.Row():
@@ -222,44 +256,66 @@ def _search_tab(services: AppServices) -> None:
         compare = gr.Button("Compare", elem_id="compare-run")
         compare_out = gr.Textbox(label="Style score", lines=2, elem_id="compare-output")
 
-    def require() -> Any:
-        if services.search is None:
+    def require(source: str) -> Any:
+        if services.encoder is None:
             raise gr.Error("no style encoder: start the app with --encoder DIR (or a .pth and --base-model)")
-        return services.search
-
-    def on_open(path: str, progress=gr.Progress()) -> str:  # noqa: B008
+        if not source:
+            raise gr.Error("no index is open: open an index, an embeddings file or a collection first")
         try:
-            return require().open(
+            return services.searcher(source)
+        except (ConfigError, OSError, ValueError, ImportError) as err:
+            raise _fail(err) from err
+
+    def on_open(path: str, progress=gr.Progress()) -> tuple[str, str]:  # noqa: B008
+        try:
+            search = services.searcher(
                 path.strip(), progress=lambda d, t: progress(d / max(t, 1), desc=f"embedding {d}/{t}")
             )
         except (ConfigError, OSError, ValueError, ImportError) as err:
             raise _fail(err) from err
+        return search.summary, search.source
 
     def on_query(path: str | None) -> Image.Image:
         return load_upload(path, "query")
 
-    def on_search(image: Image.Image | None, count: float) -> tuple[list[tuple[Image.Image, str]], list[Hit]]:
+    def on_search(
+        image: Image.Image | None, count: float, source: str
+    ) -> tuple[list[tuple[Image.Image, str]], list[Hit]]:
         if image is None:
             raise gr.Error("query: upload an image first")
         try:
-            hits = require().query_image(image, int(count))
+            hits = require(source).query_image(image, int(count))
         except (ConfigError, ValueError) as err:
             raise _fail(err) from err
         return _hits_gallery(hits), hits
 
-    def on_more(hits: list[Hit], count: float, evt: gr.SelectData) -> tuple[Any, Any, list[Hit]]:
+    def on_more(hits: list[Hit], count: float, source: str, evt: gr.SelectData) -> tuple[Any, Any, list[Hit]]:
         chosen = hits[evt.index]
-        more = require().query_item(chosen.index, int(count))
-        return chosen.image, _hits_gallery(more), more
+        try:
+            more = require(source).query_item(chosen.index, int(count))
+        except (ConfigError, ValueError) as err:
+            raise _fail(err) from err
+        # The new list: no item of it is selected (the click's index was one of the old list).
+        return chosen.image, gr.Gallery(_hits_gallery(more), selected_index=None), more
 
-    def on_compare(a: str | None, b: str | None) -> str:
-        return require().compare(load_upload(a, "image A"), load_upload(b, "image B"))[1]
+    def on_compare(a: str | None, b: str | None, source: str) -> str:
+        if services.encoder is None:
+            raise gr.Error("no style encoder: start the app with --encoder DIR (or a .pth and --base-model)")
+        # The score needs only the encoder; an open collection adds its percentile.
+        search = (
+            services.searcher(source) if source else StyleSearch(services.encoder, services.config.work_dir)
+        )
+        return search.compare(load_upload(a, "image A"), load_upload(b, "image B"))[1]
 
-    open_button.click(on_open, source, status, api_name="open_index")
-    upload.upload(on_query, upload, query)
-    run.click(on_search, [query, k], [results, hits_state], api_name="search")
-    results.select(on_more, [hits_state, k], [query, results, hits_state])
-    compare.click(on_compare, [a_upload, b_upload], compare_out, api_name="compare")
+    open_button.click(on_open, source, [status, source_state], api_name="open_index").success(
+        lambda: ([], []), None, [results, hits_state], api_visibility=INTERNAL
+    )  # results of the index that was open are gone with it
+    upload.upload(on_query, upload, query, api_visibility=INTERNAL)
+    run.click(on_search, [query, k, source_state], [results, hits_state], api_name="search")
+    results.select(
+        on_more, [hits_state, k, source_state], [query, results, hits_state], api_visibility=INTERNAL
+    )
+    compare.click(on_compare, [a_upload, b_upload, source_state], compare_out, api_name="compare")
 
 
 def _search_status(services: AppServices) -> str:
@@ -267,12 +323,11 @@ def _search_status(services: AppServices) -> str:
         return "No style encoder is loaded: search needs one (--encoder)."
     if services.search.index is None:
         return "No index is open."
-    return f"Open: {services.search.source} ({len(services.search.index)} images)."
+    return services.search.summary
 
 
 # ----- dataset explorer -------------------------------------------------------------------------
 def _dataset_tab(services: AppServices) -> None:
-    state: dict[str, Any] = {"cards": []}
     gr.Markdown(
         "Browse a dataset style by style: each row is one style prompt rendered with different contents. "
         "Filter by words of the style prompts, their attributes or the content prompts; click a style to see "
@@ -296,14 +351,19 @@ def _dataset_tab(services: AppServices) -> None:
         show = gr.Button("Show", variant="primary", scale=1, elem_id="dataset-show")
     pages = gr.Markdown(elem_id="dataset-pages")
     styles = gr.Gallery(
-        label="Styles", columns=1, height="auto", allow_preview=False, elem_id="dataset-styles"
-    )
+        label="Styles", columns=2, height="auto", allow_preview=False, elem_id="dataset-styles",
+        elem_classes=CAPTIONS_BELOW,
+    )  # fmt: skip
+    cards_state = gr.State([])  # the styles this browser shows: per session, never shared between users
+    # The dataset this page explores: per session too (an Open on one page changes no other page).
+    path_state = gr.State(str(services.sources.data.path) if services.dataset else "")
     images = gr.Gallery(
         label="The style's images",
         columns=8,
         height="auto",
         allow_preview=False,
         elem_id="dataset-style-images",
+        elem_classes=CAPTIONS_BELOW,
     )
     rows_state = gr.State([])
     with gr.Row():
@@ -312,46 +372,59 @@ def _dataset_tab(services: AppServices) -> None:
         )
         row = gr.JSON(label="Its row", elem_id="dataset-row")
     with gr.Accordion("The curate run: stages and rejected items", open=False, elem_id="dataset-run"):
-        stages = gr.Dataframe(headers=["stage", "what happened", "seconds"], elem_id="dataset-stages")
-        rejects = gr.Dataframe(headers=["item", "cause"], elem_id="dataset-rejects")
+        # The opened run's tables are the initial values (a value set after construction is never shown).
+        stages = gr.Dataframe(
+            value=services.dataset.stages() if services.dataset else None,
+            headers=["stage", "what happened", "seconds"],
+            wrap=True,
+            column_widths=["14%", "74%", "12%"],
+            elem_id="dataset-stages",
+        )
+        rejects = gr.Dataframe(
+            value=services.dataset.rejects() if services.dataset else None,
+            headers=["item", "cause"],
+            wrap=True,
+            column_widths=["35%", "65%"],
+            elem_id="dataset-rejects",
+        )
 
-    def explorer() -> Any:
-        if services.dataset is None:
+    def explorer(path: str) -> Any:
+        if not path:
             raise gr.Error("no dataset is open: give shards or a curate run folder and press Open")
-        return services.dataset
-
-    def on_open(path: str) -> tuple[str, list[tuple[str, str, str]], list[tuple[str, str]]]:
-        from megastyle.app.dataset import DatasetExplorer
-
         try:
-            services.dataset = DatasetExplorer(path.strip())
+            return services.explorer(path)
         except (ConfigError, OSError, ValueError) as err:
             raise _fail(err) from err
-        return services.dataset.summary, services.dataset.stages(), services.dataset.rejects()
 
-    def on_show(text: str, number: float) -> tuple[list[tuple[Image.Image, str]], str]:
-        data = explorer()
+    def on_open(path: str) -> tuple[str, list[tuple[str, str, str]], list[tuple[str, str]], str]:
+        data = explorer(path.strip())
+        return data.summary, data.stages(), data.rejects(), path.strip()
+
+    def on_show(text: str, number: float, path: str) -> tuple[list[tuple[Image.Image, str]], str, list[Any]]:
+        data = explorer(path)
         found = data.find(text or "")
         shown, total_pages = data.page(found, int(number or 1), services.config.styles_per_page)
-        state["cards"] = shown
         message = f"{len(found)} of {len(data.cards)} styles match; page {min(max(1, int(number or 1)), total_pages)} of {total_pages}"
-        return [(data.strip(card), data.style_caption(card)) for card in shown], message
+        return [(data.strip(card), data.style_caption(card)) for card in shown], message, shown
 
-    def on_style(evt: gr.SelectData) -> tuple[list[tuple[Image.Image, str]], list[int]]:
-        data, card = explorer(), state["cards"][evt.index]
+    def on_style(
+        cards: list[Any], path: str, evt: gr.SelectData
+    ) -> tuple[list[tuple[Image.Image, str]], list[int]]:
+        data, card = explorer(path), cards[evt.index]
         return [(data.thumbnail(r, 160), data.contents[r]) for r in card.rows], card.rows
 
-    def on_image(rows: list[int], evt: gr.SelectData) -> tuple[Image.Image, dict[str, Any]]:
-        return explorer().row(rows[evt.index])
+    def on_image(rows: list[int], path: str, evt: gr.SelectData) -> tuple[Image.Image, dict[str, Any]]:
+        return explorer(path).row(rows[evt.index])
 
-    open_button.click(on_open, source, [status, stages, rejects], api_name="open_dataset")
-    show.click(on_show, [words, page], [styles, pages], api_name="styles")
-    words.submit(on_show, [words, page], [styles, pages])
-    styles.select(on_style, None, [images, rows_state])
-    images.select(on_image, rows_state, [row_image, row])
-    if services.dataset is not None:
-        stages.value = services.dataset.stages()
-        rejects.value = services.dataset.rejects()
+    # The styles of the dataset that was open go with it.
+    cleared = [styles, pages, cards_state, images, rows_state, row_image, row]
+    open_button.click(
+        on_open, source, [status, stages, rejects, path_state], api_name="open_dataset"
+    ).success(lambda: ([], "", [], [], [], None, None), None, cleared, api_visibility=INTERNAL)
+    show.click(on_show, [words, page, path_state], [styles, pages, cards_state], api_name="styles")
+    words.submit(on_show, [words, page, path_state], [styles, pages, cards_state], api_visibility=INTERNAL)
+    styles.select(on_style, [cards_state, path_state], [images, rows_state], api_visibility=INTERNAL)
+    images.select(on_image, [rows_state, path_state], [row_image, row], api_visibility=INTERNAL)
 
 
 def build_ui(services: AppServices) -> gr.Blocks:

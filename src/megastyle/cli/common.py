@@ -110,7 +110,7 @@ def config_command(
         epilog = (f"Examples:\n\n{escape(examples)}\n\n" if examples else "") + fields_epilog(config_cls)
         app.command(
             name,
-            help=help,
+            help=escape(help),  # rich markup would eat "[app]" of "megastyle[app]"
             epilog=epilog,
             context_settings=OVERRIDE_SETTINGS,
             options_metavar=f"[{usage}] [OPTIONS]" if usage else "[OPTIONS]",
