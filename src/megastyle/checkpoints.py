@@ -27,6 +27,8 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 def prune_checkpoints(output_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` complete checkpoints."""
     for old in completed_checkpoints(output_dir)[:-keep]:
+        # Unmark first: a kill in the middle of the delete leaves an incomplete folder, never a false one.
+        (old / "trainer_state.json").unlink(missing_ok=True)
         shutil.rmtree(old, ignore_errors=True)
 
 

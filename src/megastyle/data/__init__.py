@@ -6,6 +6,7 @@ from megastyle.data.atomic import (
     atomic_write_json,
     atomic_write_table,
     atomic_write_text,
+    trim_jsonl_log,
 )
 from megastyle.data.images import (
     DEFAULT_MAX_PIXELS,
@@ -73,6 +74,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_table",
     "atomic_write_text",
+    "trim_jsonl_log",
     "build_style_index",
     "cleanup_temp_files",
     "conform",

@@ -69,6 +69,25 @@ def atomic_write_json(path: str | os.PathLike[str], payload: Any) -> Path:
     return atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 
+def trim_jsonl_log(path: str | os.PathLike[str], last_step: int) -> list[dict[str, Any]]:
+    """Keep the records of a training log up to ``last_step`` (a resumed run redoes the later ones); returns them."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    kept: list[str] = []
+    records: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the line a kill cut short
+        if not isinstance(record, dict) or record.get("step", 0) <= last_step:
+            kept.append(line)
+            records.append(record)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+    return records
+
+
 def atomic_write_table(path: str | os.PathLike[str], table: pa.Table, **options: Any) -> Path:
     """Write a pyarrow table as Parquet atomically (``options`` go to ``pq.write_table``)."""
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))

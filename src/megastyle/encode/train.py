@@ -30,6 +30,7 @@ import torch
 
 from megastyle.checkpoints import check_resume_key
 from megastyle.config import ConfigError
+from megastyle.data import trim_jsonl_log
 from megastyle.data.augment import AugmentConfig
 from megastyle.data.folders import claim_output_dir
 from megastyle.data.styles import (
@@ -258,6 +259,7 @@ class SSCLTrainer:
         schedule = warmup_cosine(self.total_steps, warmup, cfg.min_lr_ratio)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.step, self.epoch, self.position = 0, 0, 0
+        self.evals: list[dict[str, Any]] = []
         self.resumed_from = self._resume() if cfg.resume else None
 
         self.model = model = accelerator.prepare(self.encoder)
@@ -271,7 +273,6 @@ class SSCLTrainer:
                 cfg.chunk_size,
                 no_sync=lambda: accelerator.no_sync(model),
             )
-        self.evals: list[dict[str, Any]] = []
 
     def _text_tower(self) -> TextTower:
         """The frozen text tower, loaded once: the SigLIP loss's targets and the neighbour batches' styles."""
@@ -302,6 +303,9 @@ class SSCLTrainer:
             rank=self.rank,
         )
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        if self.is_main:  # the log ends where the checkpoint does: the steps after it are run again
+            kept = trim_jsonl_log(self.out / LOG_NAME, self.step)
+            self.evals = [record for record in kept if record.get("event") == "eval"]
         return previous
 
     def log(self, record: dict[str, Any]) -> None:
@@ -397,6 +401,10 @@ class SSCLTrainer:
                     num_workers=cfg.num_workers,
                     collate_fn=collate_style_batch,
                     pin_memory=self.device.type == "cuda",
+                    # Its own generator: the loader's base-seed draw would move the global RNG (dropout),
+                    # and a resumed run makes one loader more than the unbroken run. Augmentations take
+                    # their seeds from the sampler, so the base seed decides nothing.
+                    generator=torch.Generator().manual_seed(cfg.seed),
                 )
                 started = time.perf_counter()
                 for pixels, labels in loader:

@@ -38,6 +38,7 @@ class TinyTowerConfig(BaseModel):
     intermediate_size: int = Field(768, ge=8, description="MLP width.")
     num_hidden_layers: int = Field(4, ge=1, description="Transformer layers.")
     num_attention_heads: int = Field(6, ge=1, description="Attention heads (hidden / heads = 64).")
+    attention_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
     # Preprocessing, not architecture (kept out of vision_config): see encode.images.
     crop_grid: int = Field(
         0,

@@ -30,7 +30,7 @@ import torch
 
 from megastyle.checkpoints import CHECKPOINTS, check_resume_key, latest_checkpoint, prune_checkpoints
 from megastyle.config import ConfigError
-from megastyle.data import atomic_write_json
+from megastyle.data import atomic_write_json, trim_jsonl_log
 from megastyle.data.folders import claim_output_dir
 from megastyle.progress import track
 from megastyle.transfer.cache import CacheSpec, FluxEncoders, LatentCache, batch_tensors, epoch_loader
@@ -338,6 +338,8 @@ def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTran
         check_resume_key(previous, cfg.resume_key())
         state = load_checkpoint(previous, transformer, optimizer, scheduler, noise_generator, rank)
         step, epoch, position = state["step"], state["epoch"], state["position"]
+        if is_main:  # the log ends where the checkpoint does: the steps after it are run again
+            trim_jsonl_log(out / LOG_NAME, step)
     model = accelerator.prepare(transformer)
 
     def checkpoint() -> None:
