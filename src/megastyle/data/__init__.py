@@ -74,7 +74,6 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_table",
     "atomic_write_text",
-    "trim_jsonl_log",
     "build_style_index",
     "cleanup_temp_files",
     "conform",
@@ -93,6 +92,7 @@ __all__ = [
     "shard_name",
     "shards_fingerprint",
     "to_rgb",
+    "trim_jsonl_log",
     "validate_record",
     "write_shard",
 ]
