@@ -179,13 +179,17 @@ class SSCLTrainer:
         if mixed == "auto":
             mixed = "bf16" if torch.cuda.is_available() and not cfg.cpu else "no"
         self.cfg = cfg
-        self.accelerator = accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mixed)
+        # cpu=True without a GPU too: only then does accelerate take torchrun's processes as one gloo group.
+        on_cpu = cfg.cpu or not torch.cuda.is_available()
+        self.accelerator = accelerator = Accelerator(cpu=on_cpu, mixed_precision=mixed)
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.is_main = accelerator.is_main_process
         self.out = out = cfg.output_dir
-        claim_output_dir(out, "train-encoder", legacy=lambda f: (f / CHECKPOINTS).is_dir())
+        if self.is_main:  # one claim: two ranks at once would each see the other's marker being written
+            claim_output_dir(out, "train-encoder", legacy=lambda f: (f / CHECKPOINTS).is_dir())
 
-        # Only the main process imports a source that is not shards; the others wait and reuse it.
+        # Only the main process claims the folder and imports a source that is not shards; the others
+        # wait and reuse it.
         if not self.is_main:
             accelerator.wait_for_everyone()
         shards = source_shards(cfg, progress=cfg.progress and self.is_main)
@@ -210,14 +214,18 @@ class SSCLTrainer:
             # Caption targets: one text per training row, and each image's label is its row.
             texts = row_captions(train_rows) if cfg.text_target == "caption" else train_rows.styles
             self.bank = build_text_bank(self._text_tower(), texts, cache_dir=out / "cache").to(device)
-        self.loss_fn = SSCLLoss(
-            supcon_weight=cfg.supcon_weight,
-            siglip_weight=cfg.siglip_weight,
-            temperature=cfg.temperature,
-            base_temperature=cfg.base_temperature,
-            image_dim=self.encoder.dim,
-            text_dim=self.bank.dim if self.bank is not None else None,
-        ).to(device)
+        # The loss' own weights (scale, bias, text bridge) live outside DDP: every rank computes the same
+        # full-batch loss, so they stay equal only if they start equal, from the run's seed, not the rank's.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.loss_fn = SSCLLoss(
+                supcon_weight=cfg.supcon_weight,
+                siglip_weight=cfg.siglip_weight,
+                temperature=cfg.temperature,
+                base_temperature=cfg.base_temperature,
+                image_dim=self.encoder.dim,
+                text_dim=self.bank.dim if self.bank is not None else None,
+            ).to(device)
 
         cache = cfg.cache_images == "on" or (
             cfg.cache_images == "auto" and len(train_rows) <= cfg.cache_images_max_rows

@@ -275,11 +275,14 @@ def _train_transfer(cfg: TrainTransferConfig, pipeline: Any | None) -> TrainTran
 
     probe = torch.device("cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu")
     mixed, base_dtype = resolve_dtypes(cfg, probe)
-    accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mixed)
+    # cpu=True without a GPU too: only then does accelerate take torchrun's processes as one gloo group.
+    accelerator = Accelerator(cpu=probe.type == "cpu", mixed_precision=mixed)
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     is_main = accelerator.is_main_process
     out = cfg.output_dir
-    claim_output_dir(out, "train-transfer", legacy=lambda f: (f / CHECKPOINTS).is_dir())
+    if is_main:  # one claim: two ranks at once would each see the other's marker being written
+        claim_output_dir(out, "train-transfer", legacy=lambda f: (f / CHECKPOINTS).is_dir())
+    accelerator.wait_for_everyone()
     if pipeline is None:
         if cfg.model is None:
             raise ConfigError("set model = <local FLUX folder>")

@@ -1,6 +1,6 @@
 """Run a trainer in this process and SIGKILL it at a chosen moment (the resume tests' subject).
 
-    python killed_training.py {encoder,transfer} CONFIG.json [--kill save|step --at STEP]
+    python run_trainer.py {encoder,transfer} CONFIG.json [--kill save|step --at STEP]
 
 ``--kill save``: while checkpoint ``step-AT`` is written, its weights file gets half its bytes and the
 process kills itself (what a power cut or the OOM killer leaves). ``--kill step``: inside training step
@@ -102,7 +102,10 @@ def main() -> None:
         from megastyle.transfer.train_config import TrainTransferConfig
 
         result = train_transfer(TrainTransferConfig(**fields))
-    print(json.dumps({"steps": result.steps}))
+    import torch.distributed as dist
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    print(json.dumps({"steps": result.steps, "world": world}), flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from megastyle.testing.fixtures import tiny_model, tiny_models_root  # noqa: F40
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-SCRIPT = Path(__file__).with_name("killed_training.py")
+SCRIPT = Path(__file__).with_name("run_trainer.py")
 STEPS, SAVE_EVERY = 6, 2
 
 
@@ -146,7 +146,7 @@ def test_a_run_killed_while_saving_or_inside_a_step_resumes_to_the_unbroken_resu
 
         again = run(trainer, fields, out)
         assert again.returncode == 0, again.stderr[-3000:]
-        assert json.loads(again.stdout.splitlines()[-1])["steps"] == STEPS
+        assert json.loads(again.stdout.splitlines()[-1]) == {"steps": STEPS, "world": 1}
         resumed = weights(FINAL[trainer](out))
         assert resumed.keys() == expected.keys()
         different = [k for k in expected if not torch.equal(expected[k], resumed[k])]
