@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: quickstart test lint venv clean
+.PHONY: quickstart test test-fast mutation lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,20 @@ quickstart: $(STAMP)
 	$(BIN)/megastyle quickstart --config configs/quickstart.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks integrations
-	$(BIN)/ruff format --check src tests benchmarks integrations
+	$(BIN)/ruff check src tests benchmarks integrations tools
+	$(BIN)/ruff format --check src tests benchmarks integrations tools
 
+# Everything, the slow tests included (CI runs this). Plain `pytest` skips the tests marked slow.
 test: lint
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m ""
+
+test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# Mutation score of the core modules (about an hour on 2 cores); see docs/testing.md.
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	$(BIN)/python tools/mutation.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -164,3 +164,99 @@ def test_sscl_loss_bridges_different_text_width_inside_the_loss_only() -> None:
     assert SSCLLoss(image_dim=8, text_dim=8).text_projection is None
     with pytest.raises(ValueError, match="text features"):
         loss_fn(images, labels, None)
+
+
+# ----- dtypes, devices, validation and the module's wiring ---------------------------------------
+def test_half_precision_features_are_upcast_to_float32() -> None:
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    half = _normalized(6, 8, seed=20).bfloat16()
+    texts = _normalized(6, 8, seed=21).bfloat16()
+    scale, bias = torch.tensor(math.log(10.0)), torch.tensor(-10.0)
+    supcon = supcon_loss(half, labels)
+    siglip = siglip_loss(half, texts, scale, bias)
+    assert supcon.dtype == torch.float32 and siglip.dtype == torch.float32
+    assert supcon.item() == pytest.approx(supcon_loss(half.float(), labels).item(), rel=1e-6)
+    assert siglip.item() == pytest.approx(
+        siglip_loss(half.float(), texts.float(), scale, bias).item(), rel=1e-6
+    )
+
+
+def test_every_tensor_stays_on_the_features_device() -> None:
+    # The meta device stands in for a GPU: a mask made on the default device would meet meta tensors.
+    labels = torch.tensor([0, 0, 1, 1], device="meta")
+    features = torch.empty(4, 8, device="meta")
+    assert supcon_loss(features, labels).device.type == "meta"
+    scale, bias = torch.zeros((), device="meta"), torch.zeros((), device="meta")
+    assert siglip_loss(features, features, scale, bias).device.type == "meta"
+    assert siglip_loss(features, features, scale, bias, siglip_positive_mask(labels)).device.type == "meta"
+
+
+@pytest.mark.parametrize(
+    ("features", "labels"),
+    [((4, 3), (5,)), ((4, 3, 1), (4,)), ((4, 3), (4, 1)), ((4,), (4,))],
+)
+def test_supcon_names_the_shapes_it_wants(features: tuple[int, ...], labels: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"wants features \(N, d\) and labels \(N,\), got"):
+        supcon_loss(torch.zeros(features), torch.zeros(labels, dtype=torch.long))
+
+
+def test_siglip_names_a_pairing_it_cannot_guess() -> None:
+    scale, bias = torch.zeros(()), torch.zeros(())
+    with pytest.raises(ValueError, match="4 images and 3 texts: pass positive_mask"):
+        siglip_loss(torch.zeros(4, 2), torch.zeros(3, 2), scale, bias)
+    with pytest.raises(ValueError, match=r"positive_mask has shape \(4, 4\), expected \(4, 3\)"):
+        siglip_loss(torch.zeros(4, 2), torch.zeros(3, 2), scale, bias, torch.ones(4, 4, dtype=torch.bool))
+
+
+def test_default_loss_is_supcon_plus_siglip_with_equal_weights() -> None:
+    labels = torch.tensor([0, 0, 1, 1])
+    images, texts = _normalized(4, 8, seed=22).float(), _normalized(4, 8, seed=23).float()
+    loss_fn = SSCLLoss()
+    out = loss_fn(images, labels, texts)
+    assert out.loss.item() == pytest.approx(out.supcon.item() + out.siglip.item(), rel=1e-6)
+
+
+def test_weights_must_be_non_negative_and_not_both_zero() -> None:
+    for supcon, siglip in [(-0.1, 1.0), (1.0, -0.1), (0.0, 0.0), (-1.0, -1.0)]:
+        with pytest.raises(
+            ValueError, match=f"loss weights must be ≥ 0 and not both 0, got {supcon}, {siglip}"
+        ):
+            SSCLLoss(supcon_weight=supcon, siglip_weight=siglip)
+    SSCLLoss(supcon_weight=0.0, siglip_weight=1.0)
+    SSCLLoss(supcon_weight=1.0, siglip_weight=0.0)
+
+
+@pytest.mark.parametrize(("supcon_weight", "siglip_weight"), [(0.0, 1.0), (1.0, 0.0)])
+def test_a_zero_weight_part_is_not_computed_and_reads_zero(
+    supcon_weight: float, siglip_weight: float
+) -> None:
+    labels = torch.tensor([0, 0, 1, 1])
+    images = _normalized(4, 8, seed=24).bfloat16()
+    loss_fn = SSCLLoss(supcon_weight=supcon_weight, siglip_weight=siglip_weight)
+    out = loss_fn(images, labels, None if siglip_weight == 0 else _normalized(4, 8, seed=25).float())
+    zero = out.supcon if supcon_weight == 0 else out.siglip
+    assert zero.item() == 0.0 and zero.dtype == torch.float32
+    computed = out.siglip if supcon_weight == 0 else out.supcon
+    assert computed.item() > 0 and out.loss.item() == pytest.approx(computed.item(), rel=1e-6)
+
+
+def test_temperature_and_base_temperature_reach_supcon_separately() -> None:
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    images = _normalized(6, 8, seed=26).float()
+    out = SSCLLoss(siglip_weight=0.0, temperature=0.2, base_temperature=0.05)(images, labels, None)
+    assert out.supcon.item() == pytest.approx(supcon_loss(images, labels, 0.2, 0.05).item(), rel=1e-6)
+    assert out.supcon.item() != pytest.approx(supcon_loss(images, labels, 0.05, 0.2).item(), rel=1e-3)
+
+
+def test_the_text_bridge_is_a_bias_free_map_whose_outputs_are_normalised() -> None:
+    loss_fn = SSCLLoss(supcon_weight=0.0, image_dim=8, text_dim=5)
+    assert set(loss_fn.state_dict()) == {"logit_scale", "logit_bias", "text_projection.weight"}
+    assert set(SSCLLoss().state_dict()) == {"logit_scale", "logit_bias"}
+    labels = torch.tensor([0, 0, 1, 1])
+    images, texts = _normalized(4, 8, seed=27).float(), 3.0 * _normalized(4, 5, seed=28).float()
+    assert loss_fn.text_projection is not None
+    bridged = F.normalize(texts @ loss_fn.text_projection.weight.T, dim=-1)
+    expected = siglip_loss(
+        images, bridged, loss_fn.logit_scale, loss_fn.logit_bias, siglip_positive_mask(labels)
+    )
+    assert loss_fn(images, labels, texts).siglip.item() == pytest.approx(expected.item(), rel=1e-6)

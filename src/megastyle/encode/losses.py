@@ -64,19 +64,17 @@ def supcon_loss(
     positive_mask = (labels[:, None] == labels[None, :]) & ~self_mask
 
     similarity = features @ features.T / temperature
-    # Stability: subtracting the row max changes no log-probability (it cancels), only the range.
-    similarity = similarity - similarity.max(dim=1, keepdim=True).values.detach()
+    # Stable as it stands: nothing is exponentiated outside logsumexp, which shifts by the row max itself.
     log_denominator = torch.logsumexp(similarity.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
     log_prob = similarity - log_denominator
 
+    # Anchors without a positive are left out of the mean; written without a branch on their count, so
+    # the step never waits for the device (no tensor → bool) and a batch with no positive gives 0.
     num_positives = positive_mask.sum(dim=1)
     has_positive = num_positives > 0
-    if not bool(has_positive.any()):
-        # No anchor has a positive: nothing to learn, but keep the graph so backward still works.
-        return features.sum() * 0.0
-    sum_log_prob_positives = (log_prob * positive_mask).sum(dim=1)
-    mean_log_prob_positives = sum_log_prob_positives[has_positive] / num_positives[has_positive]
-    return -(temperature / base_temperature) * mean_log_prob_positives.mean()
+    mean_log_prob_positives = (log_prob * positive_mask).sum(dim=1) / num_positives.clamp(min=1)
+    anchors = has_positive.sum().clamp(min=1)
+    return -(temperature / base_temperature) * (mean_log_prob_positives * has_positive).sum() / anchors
 
 
 def siglip_positive_mask(labels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,285 @@
+"""Mutation score of the modules that carry the paper's formulas and the run-state logic (``make mutation``).
+
+    python tools/mutation.py [GROUP ...] [--jobs 2] [--out build/mutation]
+
+Each group is a set of modules and the tests that should catch a change to them. For each group this
+copies ``src/``, ``tests/`` and ``pyproject.toml`` to ``OUT/GROUP``, adds a ``[tool.mutmut]`` section
+(those modules, those tests) and runs ``mutmut run`` there, so the working tree is never touched and
+groups run independently. Mutants are run in forkserver workers (torch is not fork-safe).
+
+A surviving mutant is either a gap in the tests or equivalent (it cannot change any result: a
+``float("-INF")`` for ``float("-inf")``, a device argument that is already the default on every
+device a test can reach…). Equivalent ones are listed with their reason in ``tools/mutation_equivalent.toml``,
+matched by module, function and the changed line, so renumbering does not lose them. The score is
+killed / (all − equivalent); ``OUT/report.md`` and ``OUT/report.json`` hold the per-module table and
+every other survivor with its diff. The exit code is 1 when a module is under ``--goal`` (0.9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT_FILE = ROOT / "tools" / "mutation_equivalent.toml"
+
+# Group → (modules to mutate, tests that should kill their mutants). In-process tests only: a test
+# that trains in a subprocess imports the unmutated package and cannot see a mutant.
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "losses": (
+        ["encode/losses.py"],
+        ["tests/encode/test_losses_sscl.py", "tests/encode/test_gradcache_equivalence.py"],
+    ),
+    "metrics": (
+        ["bench/metrics.py"],
+        ["tests/bench/test_metrics_retrieval.py", "tests/bench/test_compare_paired.py"],
+    ),
+    "gradcache": (
+        ["encode/gradcache.py"],
+        ["tests/encode/test_gradcache_equivalence.py", "tests/encode/test_train_distributed.py"],
+    ),
+    "sampler": (
+        ["encode/sampler.py"],
+        ["tests/encode/test_sampler_pk.py", "tests/encode/test_sampler_neighbours.py"],
+    ),
+    "latents": (
+        ["transfer/latents.py"],
+        ["tests/transfer/test_latents_ids.py", "tests/transfer/test_reference_oracle.py"],
+    ),
+    "schedule": (
+        ["transfer/schedule.py"],
+        ["tests/transfer/test_schedule_official.py", "tests/transfer/test_sigma_distribution.py"],
+    ),
+    "kohya": (
+        ["transfer/kohya.py"],
+        [
+            "tests/transfer/test_lora_kohya.py",
+            "tests/transfer/test_lora_oracle_flux_dev.py",
+            "tests/transfer/test_lora_formats.py",
+        ],
+    ),
+    "official": (
+        ["encode/official.py", "encode/state_dict.py"],
+        ["tests/encode/test_model_official.py", "tests/encode/test_score_official.py"],
+    ),
+    "runstate": (
+        ["curate/runstate.py", "checkpoints.py", "encode/checkpoint.py"],
+        ["tests/curate/test_pipeline_resume.py", "tests/encode/test_train_resume.py"],
+    ),
+    "dedup": (
+        [
+            "curate/dedup/__init__.py",
+            "curate/dedup/exact.py",
+            "curate/dedup/fuzzy.py",
+            "curate/dedup/minhash.py",
+            "curate/dedup/pairs.py",
+            "curate/dedup/semantic.py",
+            "curate/dedup/shingles.py",
+            "curate/dedup/steps.py",
+        ],
+        [
+            "tests/curate/test_dedup_exact.py",
+            "tests/curate/test_dedup_fuzzy.py",
+            "tests/curate/test_dedup_minhash.py",
+            "tests/curate/test_dedup_semantic.py",
+            "tests/curate/test_dedup_stage.py",
+        ],
+    ),
+}
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-x", "-m", ""]
+STATUS = re.compile(r"^\s*(\S+): (\S.*)$")
+
+
+@dataclass
+class Survivor:
+    name: str
+    module: str
+    function: str
+    removed: list[str]
+    added: list[str]
+    status: str  # survived, timeout, no tests, …
+    reason: str | None = None  # set when listed as equivalent
+
+    def as_dict(self) -> dict[str, object]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class ModuleScore:
+    module: str
+    total: int = 0
+    killed: int = 0
+    equivalent: int = 0
+    other: dict[str, int] = field(default_factory=dict)  # survived, timeout, no tests, …
+
+    @property
+    def score(self) -> float:
+        counted = self.total - self.equivalent
+        return self.killed / counted if counted else 1.0
+
+
+def module_of(mutant: str) -> tuple[str, str]:
+    """``megastyle.encode.losses.x_supcon_loss__mutmut_3`` → (``encode/losses.py``, ``supcon_loss``)."""
+    dotted, _, last = mutant.rpartition(".")
+    function = re.sub(r"__mutmut_\d+$", "", last)
+    # Functions are x_NAME, methods xǁCLASSǁNAME.
+    function = function.removeprefix("x_") if function.startswith("x_") else function.removeprefix("x")
+    function = function.replace("ǁ", ".").strip(".")
+    parts = dotted.split(".")[1:]
+    for candidate in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
+        if (ROOT / "src" / "megastyle" / candidate).is_file():
+            return candidate, function
+    return "/".join(parts) + ".py", function
+
+
+def load_equivalent() -> list[dict[str, str]]:
+    if not EQUIVALENT_FILE.is_file():
+        return []
+    return list(tomllib.loads(EQUIVALENT_FILE.read_text())["equivalent"])
+
+
+def matches(entry: dict[str, str], survivor: Survivor) -> bool:
+    squash = lambda lines: " ".join(" ".join(lines).split())  # noqa: E731
+    return (
+        entry["module"] == survivor.module
+        and entry["function"] == survivor.function
+        and " ".join(entry["before"].split()) == squash(survivor.removed)
+        and " ".join(entry["after"].split()) == squash(survivor.added)
+    )
+
+
+def prepare(group: str, out: Path) -> Path:
+    modules, tests = GROUPS[group]
+    work = out / group
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    missing = [t for t in tests if not (ROOT / t).is_file()]
+    if missing:
+        raise SystemExit(f"{group}: no such test file {missing}")
+    section = {
+        "source_paths": ["src"],
+        "only_mutate": [f"src/megastyle/{m}" for m in modules],
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": PYTEST_ARGS,
+        "process_isolation": "forkserver",
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in section.items()]
+    (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + "\n".join(lines) + "\n")
+    return work
+
+
+def run_group(
+    group: str, out: Path, jobs: int, mutmut: str
+) -> tuple[list[ModuleScore], list[Survivor], float]:
+    work = prepare(group, out)
+    started = time.perf_counter()
+    with (work / "mutmut.log").open("w") as log:
+        subprocess.run(
+            [mutmut, "run", "--max-children", str(jobs)], cwd=work, stdout=log, stderr=log, check=False
+        )
+    seconds = time.perf_counter() - started
+    listing = subprocess.run(
+        [mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=True
+    ).stdout
+    equivalent = load_equivalent()
+    scores: dict[str, ModuleScore] = {}
+    survivors: list[Survivor] = []
+    for line in listing.splitlines():
+        found = STATUS.match(line)
+        if not found:
+            continue
+        name, status = found[1], found[2].strip()
+        module, function = module_of(name)
+        score = scores.setdefault(module, ModuleScore(module))
+        score.total += 1
+        if status == "killed":
+            score.killed += 1
+            continue
+        diff = subprocess.run([mutmut, "show", name], cwd=work, capture_output=True, text=True).stdout
+        removed = [x[1:].strip() for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
+        added = [x[1:].strip() for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+        survivor = Survivor(name, module, function, removed, added, status)
+        entry = next((e for e in equivalent if matches(e, survivor)), None) if status == "survived" else None
+        if entry is not None:
+            survivor.reason = entry["reason"]
+            score.equivalent += 1
+        else:
+            score.other[status] = score.other.get(status, 0) + 1
+        survivors.append(survivor)
+    return list(scores.values()), survivors, seconds
+
+
+def write_report(
+    out: Path, results: dict[str, tuple[list[ModuleScore], list[Survivor], float]], goal: float
+) -> bool:
+    rows = [
+        "| module | mutants | killed | equivalent | not killed | score |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    payload: dict[str, object] = {}
+    ok = True
+    for group, (scores, survivors, seconds) in results.items():
+        for s in sorted(scores, key=lambda s: s.module):
+            missed = sum(s.other.values())
+            rows.append(
+                f"| `{s.module}` | {s.total} | {s.killed} | {s.equivalent} | {missed} | {s.score:.1%} |"
+            )
+            ok &= s.score >= goal
+        payload[group] = {
+            "seconds": round(seconds, 1),
+            "modules": [s.__dict__ | {"score": s.score} for s in scores],
+            "survivors": [v.as_dict() for v in survivors],
+        }
+    lines = ["# Mutation score", "", *rows, "", "## Not killed and not listed as equivalent", ""]
+    for _group, (_scores, survivors, _seconds) in results.items():
+        for v in survivors:
+            if v.reason is None:
+                change = f"`{' '.join(v.removed)}` → `{' '.join(v.added)}`"
+                lines.append(f"- `{v.module}` `{v.function}` ({v.status}): {change}")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "report.json").write_text(json.dumps(payload, indent=2))
+    print("\n".join(rows))
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("groups", nargs="*", help=f"Groups to run (default: all): {', '.join(GROUPS)}.")
+    parser.add_argument("--jobs", type=int, default=2, help="Mutants run at once.")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation")
+    parser.add_argument("--goal", type=float, default=0.9, help="Least score per module for exit code 0.")
+    args = parser.parse_args()
+    mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or shutil.which("mutmut")
+    if mutmut is None:
+        raise SystemExit("mutmut is not installed: pip install -e '.[mutation]'")
+    unknown = sorted(set(args.groups) - set(GROUPS))
+    if unknown:
+        raise SystemExit(f"no such group {unknown}; groups: {', '.join(GROUPS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for group in args.groups or list(GROUPS):
+        print(f"{group}: mutating {', '.join(GROUPS[group][0])}", flush=True)
+        results[group] = run_group(group, args.out, args.jobs, mutmut)
+        scores, _, seconds = results[group]
+        for s in scores:
+            print(
+                f"  {s.module}: {s.killed}/{s.total - s.equivalent} killed ({s.score:.1%}) in {seconds:.0f} s",
+                flush=True,
+            )
+    ok = write_report(args.out, results, args.goal)
+    print(f"report: {args.out / 'report.md'}")
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
