@@ -140,22 +140,80 @@ def supcon_like(features: torch.Tensor) -> torch.Tensor:
 
 
 def test_no_sync_wraps_every_chunk_but_the_last() -> None:
-    calls: list[int] = []
+    inside = False
+    replays: list[tuple[int, bool]] = []  # (chunk rows, inside no_sync) of each forward with grad
 
     @contextlib.contextmanager
     def no_sync() -> Iterator[None]:
-        calls.append(1)
+        nonlocal inside
+        inside = True
         yield
+        inside = False
 
-    encoder = DropoutEncoder()
+    model = DropoutEncoder()
+
+    def encoder(chunk: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            replays.append((chunk.shape[0], inside))
+        return model(chunk)
+
     inputs = torch.randn(BATCH, 8)
     GradCache(encoder, 5, no_sync=no_sync).step(inputs, supcon_like)  # chunks 5, 5, 2
-    assert len(calls) == 2
+    assert replays == [(5, True), (5, True), (2, False)]  # DDP syncs once, on the last chunk
+
+
+def test_the_result_holds_the_loss_output_and_the_features() -> None:
+    encoder = DropoutEncoder().eval()
+    inputs = torch.randn(BATCH, 8, generator=torch.Generator().manual_seed(6))
+    outputs: list[object] = []
+
+    def loss_fn(features: torch.Tensor) -> object:
+        outputs.append(SSCLLoss(siglip_weight=0.0)(features, LABELS, None))
+        return outputs[-1]
+
+    result = GradCache(encoder, 5).step(inputs, loss_fn)
+    assert result.loss_output is outputs[0]
+    assert result.loss.item() == outputs[0].loss.item() and not result.loss.requires_grad  # type: ignore[attr-defined]
+    with torch.no_grad():
+        torch.testing.assert_close(result.features, encoder(inputs))
+    assert not result.features.requires_grad
+
+
+@pytest.mark.parametrize("output", [None, torch.zeros(2, requires_grad=True), object()])
+def test_a_loss_function_must_return_a_scalar_or_an_object_with_one(output: object) -> None:
+    with pytest.raises(
+        TypeError, match=r"^the loss function must return a scalar tensor or an object with a scalar \.loss$"
+    ):
+        GradCache(DropoutEncoder(), 4).step(torch.randn(8, 8), lambda f: output)
+
+
+def test_cuda_generators_are_captured_only_once_cuda_is_initialised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from megastyle.encode import gradcache
+
+    states = [torch.tensor([1], dtype=torch.uint8), torch.tensor([2], dtype=torch.uint8)]
+    restored: list[list[torch.Tensor]] = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: list(states))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    for available, initialised in [(False, False), (True, False), (False, True)]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda a=available: a)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda i=initialised: i)
+        captured = gradcache.RandomState.capture()
+        assert captured.cuda == []  # asking would initialise CUDA in a process that never used it
+        captured.restore()
+        assert restored == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    captured = gradcache.RandomState.capture()
+    assert captured.cuda == states
+    captured.restore()
+    assert restored == [states]
 
 
 def test_loss_that_ignores_features_is_an_error() -> None:
     encoder = DropoutEncoder()
-    with pytest.raises(RuntimeError, match="does not depend"):
+    with pytest.raises(
+        RuntimeError, match=r"^the loss does not depend on the features: nothing to back-propagate$"
+    ):
         GradCache(encoder, 4).step(torch.randn(8, 8), lambda f: (f.detach() * 0).sum().requires_grad_())
     with pytest.raises(ValueError, match="chunk_size"):
         GradCache(encoder, 0)

@@ -53,6 +53,15 @@ def test_reference_ids_follow_the_official_shift() -> None:
 def test_ids_honour_device_and_dtype() -> None:
     assert reference_ids(4, 4, "cpu", torch.bfloat16).dtype == torch.bfloat16
     assert target_ids(4, 4, dtype=torch.float16).dtype == torch.float16
+    # The meta device stands in for a GPU: ids made on the default device would stay on the CPU.
+    assert target_ids(4, 4, "meta").device.type == "meta"
+    assert reference_ids(4, 4, "meta").device.type == "meta"
+
+
+def test_join_casts_the_reference_to_the_target_dtypes() -> None:
+    ref, tgt = torch.zeros(1, 4, 8), torch.ones(1, 4, 8, dtype=torch.bfloat16)
+    tokens, ids, _ = join_reference(ref, reference_ids(4, 4), tgt, target_ids(4, 4, dtype=torch.bfloat16))
+    assert tokens.dtype == torch.bfloat16 and ids.dtype == torch.bfloat16
 
 
 def test_join_puts_reference_before_target() -> None:
@@ -65,14 +74,19 @@ def test_join_puts_reference_before_target() -> None:
 
 
 def test_bad_shapes_are_rejected_with_the_cause() -> None:
-    with pytest.raises(ValueError, match="must be even"):
+    with pytest.raises(
+        ValueError,
+        match=r"^latent size 5x4 must be even for 2x2 packing \(image sizes must be multiples of 2 \* vae_scale_factor\)$",
+    ):
         token_grid(5, 4)
     with pytest.raises(ValueError, match="expects"):
         pack_latents(torch.zeros(4, 8, 8))
     with pytest.raises(ValueError, match="cannot unpack"):
         unpack_latents(torch.zeros(1, 10, 16), 32, 32, 2)
-    with pytest.raises(ValueError, match="batch"):
-        join_reference(torch.zeros(1, 6, 8), reference_ids(4, 6), torch.zeros(2, 6, 8), target_ids(4, 6))
+    with pytest.raises(ValueError, match=r"^reference batch 1 does not match target batch 2$"):
+        join_reference(torch.zeros(1, 5, 8), reference_ids(4, 6), torch.zeros(2, 6, 8), target_ids(4, 6))
+    with pytest.raises(ValueError, match=r"^reference features 7 != target features 8$"):
+        join_reference(torch.zeros(2, 6, 7), reference_ids(4, 6), torch.zeros(2, 6, 8), target_ids(4, 6))
     with pytest.raises(ValueError, match="ids do not match"):
         join_reference(torch.zeros(2, 4, 8), reference_ids(4, 6), torch.zeros(2, 6, 8), target_ids(4, 6))
 
@@ -100,6 +114,24 @@ def test_velocity_helper_feeds_reference_first_and_returns_target_only() -> None
     assert torch.equal(call["hidden_states"][:, :6], reference)
     assert torch.equal(call["img_ids"], torch.cat([reference_ids(4, 6), target_ids(4, 6)]))
     assert call["txt_ids"] is text and call["timestep"] is timestep
+    assert call["encoder_hidden_states"] is prompt and call["pooled_projections"] is pooled
+    assert (
+        call["guidance"] is None and call["joint_attention_kwargs"] is None and call["return_dict"] is False
+    )
+    assert call["img_ids"].dtype == prompt.dtype
+
+    # Guidance, attention kwargs and the ids' dtype and device are passed through as given.
+    guidance, attention = torch.full((2,), 3.5), {"scale": 0.5}
+    half = prompt.to(torch.bfloat16)
+    predict_target_velocity(
+        transformer, latents, reference, timestep, half, pooled, text, guidance, 4, 6, attention
+    )
+    call = transformer.calls[-1]
+    assert call["guidance"] is guidance and call["joint_attention_kwargs"] is attention
+    assert call["img_ids"].dtype == torch.bfloat16
+    meta = torch.empty(2, 6, 8, device="meta")
+    predict_target_velocity(transformer, meta, meta, timestep, prompt, pooled, text, None, 4, 6)
+    assert transformer.calls[-1]["img_ids"].device.type == "meta"
 
     plain = predict_target_velocity(transformer, latents, None, timestep, prompt, pooled, text, None, 4, 6)
     assert torch.equal(plain, latents + 1)

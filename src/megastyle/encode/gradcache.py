@@ -122,7 +122,7 @@ class GradCache:
             state.restore()
             with self._sync_context(last):
                 chunk_features = self.encoder(chunk)
-                chunk_features.backward(grad.to(chunk_features.dtype))
+                chunk_features.backward(grad)  # the cached features' dtype: this chunk's own
         state_after.restore()
         return GradCacheResult(loss=loss.detach(), loss_output=output, features=cached.detach())
 
