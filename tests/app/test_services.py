@@ -18,7 +18,7 @@ from megastyle.app.transfer import MAX_IMAGES, StyleTransfer, TransferRequest, p
 from megastyle.config import ConfigError
 from megastyle.data import ShardReader
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # see docs/testing.md: plain `pytest` skips it, `make test` runs it
+
 FAST = ["--tiny", "--iters", "1", "--warmup", "0"]
 
 

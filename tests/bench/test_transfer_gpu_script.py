@@ -14,6 +14,7 @@ from megastyle.testing.flux import tiny_flux_transformer
 from megastyle.transfer.lora import kohya_targets
 
 
+@pytest.mark.slow
 def test_tiny_run_measures_every_configuration(flux_bench_script: ModuleType, tmp_path: Path) -> None:
     out = flux_bench_script.main(["--tiny", "--no-train", "--max-batch-512", "2", "--iters", "1", "--warmup", "0",
                                    "--json", str(tmp_path / "r.json")])  # fmt: skip

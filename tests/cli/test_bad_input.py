@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from megastyle.testing import random_images, tiny_model_dir
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 class PayloadRan:

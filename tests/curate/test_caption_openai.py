@@ -100,6 +100,12 @@ def serve() -> Iterator[Any]:
                 try:
                     status, payload, delay = state.reply(body, self.headers.get("Authorization", ""))
                     time.sleep(delay)
+                finally:
+                    # Counted out before the answer is sent: once the client has it, it may start its
+                    # next request before this thread runs again.
+                    with state.lock:
+                        state.in_flight -= 1
+                try:
                     data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -108,9 +114,6 @@ def serve() -> Iterator[Any]:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): nothing left to answer
-                finally:
-                    with state.lock:
-                        state.in_flight -= 1
 
             def log_message(self, *args: Any) -> None:
                 pass

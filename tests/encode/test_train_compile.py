@@ -17,6 +17,8 @@ from megastyle.encode.train import train_encoder
 from megastyle.encode.train_config import TrainEncoderConfig
 from megastyle.prompts import sample_content_prompts, sample_style_prompts
 
+pytestmark = pytest.mark.slow  # see docs/testing.md: plain `pytest` skips it, `make test` runs it
+
 TINY = {
     "image_size": 32,
     "patch_size": 8,

@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -16,6 +17,8 @@ from torch.nn.parallel import DistributedDataParallel
 from megastyle.encode.gradcache import GradCache
 from megastyle.encode.losses import SSCLLoss, SSCLLossOutput
 from megastyle.encode.train import gather_with_grad
+
+pytestmark = pytest.mark.slow  # see docs/testing.md: plain `pytest` skips it, `make test` runs it
 
 WORLD = 2
 CHUNKS = (0, 4)  # 0: plain step; 4: GradCache with DDP's no_sync on all chunks but the last

@@ -85,6 +85,7 @@ def two_process_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     return outs
 
 
+@pytest.mark.slow  # builds every tiny model twice, in two processes
 @pytest.mark.parametrize("kind", list(BUILDERS))
 def test_same_seed_is_byte_identical_across_processes(
     kind: str, two_process_builds: tuple[Path, Path], tmp_path: Path
