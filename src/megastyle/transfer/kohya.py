@@ -215,7 +215,7 @@ def convert_kohya_state_dict(
                 ):
                     converted, by = candidate, "diffusers"
             except Exception as exc:  # e.g. its hard-coded FLUX.1-dev linear1 sizes: use ours
-                logger.debug("diffusers' kohya converter cannot take %s: %s", group, exc)
+                logger.debug("diffusers' kohya converter cannot take %s: %r", group, exc)
         if converted is not None:
             # diffusers folds alpha / rank into lora_A: the peft alpha then equals the rank (scale 1).
             group_shapes = {m: (converted[f"{m}.lora_B.weight"].shape[1],) * 2 for m in pieces}
