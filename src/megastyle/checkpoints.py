@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from megastyle.config import ConfigError
 
 CHECKPOINTS = "checkpoints"
@@ -30,6 +32,23 @@ def prune_checkpoints(output_dir: Path, keep: int) -> None:
         # Unmark first: a kill in the middle of the delete leaves an incomplete folder, never a false one.
         (old / "trainer_state.json").unlink(missing_ok=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def torch_rng_states() -> dict[str, torch.Tensor]:
+    """The CPU generator's state and, where CUDA is present, each device's (``torch_cpu``, ``torch_cuda_N``)."""
+    states = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states |= {f"torch_cuda_{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
+    return states
+
+
+def restore_torch_rng_states(states: dict[str, torch.Tensor]) -> None:
+    """Put back what ``torch_rng_states`` saved; the CUDA states only where CUDA is present."""
+    torch.set_rng_state(states["torch_cpu"])
+    # In device order as numbers: as strings torch_cuda_10 would sort before torch_cuda_2.
+    cuda = sorted((k for k in states if k.startswith("torch_cuda_")), key=lambda k: int(k.rpartition("_")[2]))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([states[k] for k in cuda])
 
 
 def check_resume_key(checkpoint: Path, resume_key: dict[str, Any]) -> None:

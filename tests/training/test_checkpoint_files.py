@@ -16,6 +16,8 @@ from megastyle.checkpoints import (
     completed_checkpoints,
     latest_checkpoint,
     prune_checkpoints,
+    restore_torch_rng_states,
+    torch_rng_states,
 )
 from megastyle.config import ConfigError
 from megastyle.encode.checkpoint import load_checkpoint, save_checkpoint
@@ -148,3 +150,21 @@ def test_other_ranks_write_only_their_rng_and_a_missing_rng_file_leaves_the_stre
     torch.manual_seed(7)
     load_checkpoint(folder, **parts, rank=3)  # resumed on more processes than saved: rank 3 has no file
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_every_gpus_rng_goes_back_to_its_own_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here: twelve fake CUDA generator states, so device 10 sorting before device 2 would show.
+    states = [torch.full((8,), i, dtype=torch.uint8) for i in range(12)]
+    restored: list[list[torch.Tensor]] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    saved = torch_rng_states()
+    assert sorted(saved) == sorted(["torch_cpu", *(f"torch_cuda_{i}" for i in range(12))])
+    assert all(torch.equal(saved[f"torch_cuda_{i}"], states[i]) for i in range(12))
+    restore_torch_rng_states(dict(reversed(saved.items())))
+    assert len(restored) == 1 and [int(t[0]) for t in restored[0]] == list(range(12))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert sorted(torch_rng_states()) == ["torch_cpu"]
+    restore_torch_rng_states(saved)  # saved on GPUs, resumed on none: the CPU stream only
+    assert len(restored) == 1

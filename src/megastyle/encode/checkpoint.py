@@ -16,17 +16,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from megastyle.checkpoints import CHECKPOINTS, latest_checkpoint, prune_checkpoints
+from megastyle.checkpoints import (
+    CHECKPOINTS,
+    latest_checkpoint,
+    prune_checkpoints,
+    restore_torch_rng_states,
+    torch_rng_states,
+)
 from megastyle.data import atomic_write_json
 from megastyle.encode.losses import SSCLLoss
 from megastyle.encode.model import StyleEncoder
 
 
 def _rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for index, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"torch_cuda_{index}"] = state
+    tensors = torch_rng_states()
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, python_gauss = random.getstate()
     json_state = {
@@ -37,10 +40,7 @@ def _rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def _set_rng_states(tensors: dict[str, torch.Tensor], json_state: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch_cpu"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("torch_cuda_"))]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+    restore_torch_rng_states(tensors)
     name, keys, pos, has_gauss, gauss = json_state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     version, internal, python_gauss = json_state["python"]

@@ -28,7 +28,14 @@ from typing import Any
 
 import torch
 
-from megastyle.checkpoints import CHECKPOINTS, check_resume_key, latest_checkpoint, prune_checkpoints
+from megastyle.checkpoints import (
+    CHECKPOINTS,
+    check_resume_key,
+    latest_checkpoint,
+    prune_checkpoints,
+    restore_torch_rng_states,
+    torch_rng_states,
+)
 from megastyle.config import ConfigError
 from megastyle.data import atomic_write_json, trim_jsonl_log
 from megastyle.data.folders import claim_output_dir
@@ -209,9 +216,7 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    rng = {"torch_cpu": torch.get_rng_state(), "noise": noise.get_state()}
-    if torch.cuda.is_available():
-        rng |= {f"torch_cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    rng = torch_rng_states() | {"noise": noise.get_state()}
     save_file(rng, str(folder / f"rng-rank{rank}.safetensors"))
     if not is_main:
         return
@@ -240,11 +245,8 @@ def load_checkpoint(
     rng_file = folder / f"rng-rank{rank}.safetensors"
     if rng_file.is_file():  # a run resumed on more processes than it saved from starts fresh streams
         rng = load_file(str(rng_file))
-        torch.set_rng_state(rng["torch_cpu"])
+        restore_torch_rng_states(rng)
         noise.set_state(rng["noise"])
-        cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("torch_cuda_"))]
-        if cuda and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda)
     return json.loads((folder / "trainer_state.json").read_text())
 
 
