@@ -41,7 +41,6 @@ __all__ = [
     "fuzzy_edges",
     "lsh_candidate_pairs",
     "minhash_jaccard",
-    "shingle_sets_by_index",
     "verify_candidates",
     "verify_pairs",
 ]
@@ -352,13 +351,6 @@ def fuzzy_duplicates(
         kept=np.flatnonzero(kept_of == np.arange(n)),
         pairs=[DuplicatePair(int(r), int(k), float(s)) for (r, k), s in zip(pairs, scores, strict=True)],
     )
-
-
-def shingle_sets_by_index(
-    texts: Sequence[str], indices: np.ndarray, hasher: MinHasher
-) -> dict[int, np.ndarray]:
-    """``{index: sorted distinct shingle hashes}`` for the chosen texts, shingled as ``hasher`` does."""
-    return ShingleSetTable.build(texts, indices, hasher).as_dict()
 
 
 def _choose_kept(labels: np.ndarray, texts: Sequence[str], keep: FuzzyKeep) -> np.ndarray:
