@@ -64,11 +64,13 @@ def test_a_scheduler_with_its_own_flow_sigmas_gets_the_step_count_and_the_defaul
     assert not torch.equal(other.sigmas, reference.sigmas)  # μ changes this scheduler's sigmas
 
 
-@pytest.mark.parametrize("schedule", ["official", "diffusers"])
+@pytest.mark.parametrize("schedule", ["official", "diffusers", "diffusers, flow sigmas"])
 def test_timesteps_are_on_the_device_asked_for(schedule: str) -> None:
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
-    ours, timesteps = prepare_schedule(scheduler, schedule, 4, image_seq_len=256, device="meta")
-    assert timesteps.device.type == "meta" and ours.sigmas.device.type == "meta"
+    if schedule == "diffusers, flow sigmas":
+        scheduler = UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction")
+    _, timesteps = prepare_schedule(scheduler, schedule.split(",")[0], 4, image_seq_len=256, device="meta")
+    assert timesteps.device.type == "meta"
 
 
 def test_one_step_is_a_schedule_and_zero_steps_name_the_count() -> None:
@@ -80,7 +82,8 @@ def test_one_step_is_a_schedule_and_zero_steps_name_the_count() -> None:
 
 
 def test_official_schedule_refuses_sigmas_and_says_where_they_belong() -> None:
-    with pytest.raises(ValueError, match=r"schedule='official' fixes its own sigmas; pass sigmas only with"):
+    expected = "^schedule='official' fixes its own sigmas; pass sigmas only with schedule='diffusers'$"
+    with pytest.raises(ValueError, match=expected):
         prepare_schedule(FlowMatchEulerDiscreteScheduler(), "official", 4, 256, sigmas=[1.0, 0.5])
 
 
