@@ -1,6 +1,6 @@
 """Mutation score of the modules that carry the paper's formulas and the run-state logic (``make mutation``).
 
-    python tools/mutation.py [GROUP ...] [--jobs 2] [--out build/mutation]
+    python tools/mutation.py [GROUP ...] [--jobs 2] [--out build/mutation] [--report-only] [--docs docs/testing.md]
 
 Each group is a set of modules and the tests that should catch a change to them. For each group this
 copies ``src/``, ``tests/`` and ``pyproject.toml`` to ``OUT/GROUP``, adds a ``[tool.mutmut]`` section
@@ -40,7 +40,11 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "metrics": (
         ["bench/metrics.py"],
-        ["tests/bench/test_metrics_retrieval.py", "tests/bench/test_compare_paired.py"],
+        [
+            "tests/bench/test_metrics_retrieval.py",
+            "tests/bench/test_metrics_edges.py",
+            "tests/bench/test_compare_paired.py",
+        ],
     ),
     "gradcache": (
         ["encode/gradcache.py"],
@@ -48,7 +52,11 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "sampler": (
         ["encode/sampler.py"],
-        ["tests/encode/test_sampler_pk.py", "tests/encode/test_sampler_neighbours.py"],
+        [
+            "tests/encode/test_sampler_pk.py",
+            "tests/encode/test_sampler_neighbours.py",
+            "tests/encode/test_sampler_edges.py",
+        ],
     ),
     "latents": (
         ["transfer/latents.py"],
@@ -56,23 +64,37 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "schedule": (
         ["transfer/schedule.py"],
-        ["tests/transfer/test_schedule_official.py", "tests/transfer/test_sigma_distribution.py"],
+        [
+            "tests/transfer/test_schedule_official.py",
+            "tests/transfer/test_schedule_edges.py",
+            "tests/transfer/test_sigma_distribution.py",
+        ],
     ),
     "kohya": (
         ["transfer/kohya.py"],
         [
             "tests/transfer/test_lora_kohya.py",
+            "tests/transfer/test_kohya_edges.py",
             "tests/transfer/test_lora_oracle_flux_dev.py",
             "tests/transfer/test_lora_formats.py",
         ],
     ),
     "official": (
         ["encode/official.py", "encode/state_dict.py"],
-        ["tests/encode/test_model_official.py", "tests/encode/test_score_official.py"],
+        [
+            "tests/encode/test_model_official.py",
+            "tests/encode/test_official_edges.py",
+            "tests/encode/test_score_official.py",
+        ],
     ),
     "runstate": (
         ["curate/runstate.py", "checkpoints.py", "encode/checkpoint.py"],
-        ["tests/curate/test_pipeline_resume.py", "tests/encode/test_train_resume.py"],
+        [
+            "tests/curate/test_runstate_files.py",
+            "tests/training/test_checkpoint_files.py",
+            "tests/encode/test_train_resume.py",
+            "tests/curate/test_pipeline_resume.py",
+        ],
     ),
     "dedup": (
         [
@@ -86,15 +108,27 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "curate/dedup/steps.py",
         ],
         [
+            "tests/curate/test_dedup_edges.py",
             "tests/curate/test_dedup_exact.py",
             "tests/curate/test_dedup_fuzzy.py",
             "tests/curate/test_dedup_minhash.py",
+            "tests/curate/test_dedup_minhash_edges.py",
             "tests/curate/test_dedup_semantic.py",
             "tests/curate/test_dedup_stage.py",
         ],
     ),
 }
+DOCS_START, DOCS_END = "<!-- mutation report: start -->", "<!-- mutation report: end -->"
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-x", "-m", ""]
+ORDER_HOOK = """
+
+_MUTATION_TEST_ORDER = {order!r}
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {{name: i for i, name in enumerate(_MUTATION_TEST_ORDER)}}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+"""
 STATUS = re.compile(r"^\s*(\S+): (\S.*)$")
 
 
@@ -173,6 +207,10 @@ def prepare(group: str, out: Path) -> Path:
         "pytest_add_cli_args": PYTEST_ARGS,
         "process_isolation": "forkserver",
     }
+    # Only in this copy: the group's test files run in the order listed (direct, fast tests first), so a
+    # mutant is usually caught before the slow end-to-end tests start (mutmut hands pytest a set).
+    with (work / "tests" / "conftest.py").open("a") as conftest:
+        conftest.write(ORDER_HOOK.format(order=[Path(t).name for t in tests]))
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in section.items()]
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + "\n".join(lines) + "\n")
     return work
@@ -188,6 +226,12 @@ def run_group(
             [mutmut, "run", "--max-children", str(jobs)], cwd=work, stdout=log, stderr=log, check=False
         )
     seconds = time.perf_counter() - started
+    (work / "seconds.txt").write_text(f"{seconds:.1f}\n")
+    return score_group(work, mutmut, seconds)
+
+
+def score_group(work: Path, mutmut: str, seconds: float) -> tuple[list[ModuleScore], list[Survivor], float]:
+    """Read a finished group's results and match its survivors against the equivalent list."""
     listing = subprocess.run(
         [mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=True
     ).stdout
@@ -220,7 +264,10 @@ def run_group(
 
 
 def write_report(
-    out: Path, results: dict[str, tuple[list[ModuleScore], list[Survivor], float]], goal: float
+    out: Path,
+    results: dict[str, tuple[list[ModuleScore], list[Survivor], float]],
+    goal: float,
+    docs: Path | None = None,
 ) -> bool:
     rows = [
         "| module | mutants | killed | equivalent | not killed | score |",
@@ -240,16 +287,37 @@ def write_report(
             "modules": [s.__dict__ | {"score": s.score} for s in scores],
             "survivors": [v.as_dict() for v in survivors],
         }
-    lines = ["# Mutation score", "", *rows, "", "## Not killed and not listed as equivalent", ""]
+    section = [*rows, "", "### Not killed and not listed as equivalent", ""]
+    equivalent: dict[str, list[str]] = {}
     for _group, (_scores, survivors, _seconds) in results.items():
         for v in survivors:
+            change = f"`{' '.join(v.removed)}` → `{' '.join(v.added)}`"
             if v.reason is None:
-                change = f"`{' '.join(v.removed)}` → `{' '.join(v.added)}`"
-                lines.append(f"- `{v.module}` `{v.function}` ({v.status}): {change}")
+                section.append(f"- `{v.module}` `{v.function}` ({v.status}): {change}")
+            else:
+                equivalent.setdefault(v.module, []).append(f"- `{v.function}`: {change}. {v.reason}")
+    if section[-1] == "":
+        section.append("None.")
+    section += ["", "### Equivalent survivors, with the reason each cannot change a result"]
+    for module, entries in sorted(equivalent.items()):
+        section += ["", f"`{module}`:", "", *entries]
+    lines = ["# Mutation score", "", *section]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "report.json").write_text(json.dumps(payload, indent=2))
+    if docs is not None:
+        write_docs_section(docs, "\n".join(section))
     print("\n".join(rows))
     return ok
+
+
+def write_docs_section(docs: Path, section: str) -> None:
+    """Replace the text between the report markers of ``docs`` (docs/testing.md) with ``section``."""
+    text = docs.read_text()
+    if DOCS_START not in text or DOCS_END not in text:
+        raise SystemExit(f"{docs}: no {DOCS_START} … {DOCS_END} markers to write the report between")
+    head, _, rest = text.partition(DOCS_START)
+    _, _, tail = rest.partition(DOCS_END)
+    docs.write_text(f"{head}{DOCS_START}\n{section}\n{DOCS_END}{tail}")
 
 
 def main() -> None:
@@ -258,6 +326,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="Mutants run at once.")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation")
     parser.add_argument("--goal", type=float, default=0.9, help="Least score per module for exit code 0.")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Score finished runs in OUT again (after editing the equivalent list), without mutating.",
+    )
+    parser.add_argument(
+        "--docs", type=Path, help="Also write the report between the markers of this file (docs/testing.md)."
+    )
     args = parser.parse_args()
     mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or shutil.which("mutmut")
     if mutmut is None:
@@ -268,15 +344,23 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     for group in args.groups or list(GROUPS):
-        print(f"{group}: mutating {', '.join(GROUPS[group][0])}", flush=True)
-        results[group] = run_group(group, args.out, args.jobs, mutmut)
+        action = "scoring" if args.report_only else "mutating"
+        print(f"{group}: {action} {', '.join(GROUPS[group][0])}", flush=True)
+        work = args.out / group
+        if args.report_only:
+            if not (work / "seconds.txt").is_file():
+                raise SystemExit(f"{group}: no finished run in {work}")
+            seconds = float((work / "seconds.txt").read_text())
+            results[group] = score_group(work, mutmut, seconds)
+        else:
+            results[group] = run_group(group, args.out, args.jobs, mutmut)
         scores, _, seconds = results[group]
         for s in scores:
             print(
                 f"  {s.module}: {s.killed}/{s.total - s.equivalent} killed ({s.score:.1%}) in {seconds:.0f} s",
                 flush=True,
             )
-    ok = write_report(args.out, results, args.goal)
+    ok = write_report(args.out, results, args.goal, args.docs)
     print(f"report: {args.out / 'report.md'}")
     raise SystemExit(0 if ok else 1)
 

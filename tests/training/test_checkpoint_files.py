@@ -4,6 +4,8 @@ encoder checkpoint restores (weights, optimizer, scheduler and every RNG stream)
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import random
 from pathlib import Path
 
@@ -168,3 +170,48 @@ def test_every_gpus_rng_goes_back_to_its_own_device(monkeypatch: pytest.MonkeyPa
     assert sorted(torch_rng_states()) == ["torch_cpu"]
     restore_torch_rng_states(saved)  # saved on GPUs, resumed on none: the CPU stream only
     assert len(restored) == 1
+
+
+def test_a_prune_that_cannot_finish_leaves_no_folder_that_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file that cannot be deleted (busy on a network disk, say) must neither stop training nor leave a
+    # half-deleted checkpoint that a resume would take as complete.
+    folders = [_checkpoint(tmp_path, step) for step in (1, 2, 3)]
+    (folders[0] / "busy.bin").write_bytes(b"x")
+    unlink = os.unlink
+
+    def refuse_busy(path, *args, **kwargs):
+        if os.fspath(path).endswith("busy.bin"):
+            raise PermissionError(13, "busy", os.fspath(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse_busy)
+    prune_checkpoints(tmp_path, keep=2)
+    assert (folders[0] / "busy.bin").exists() and not (folders[0] / "trainer_state.json").exists()
+    assert completed_checkpoints(tmp_path) == folders[1:] and latest_checkpoint(tmp_path) == folders[2]
+
+
+def test_the_optimizer_file_loads_from_a_gpu_run_and_never_unpickles(
+    tmp_path: Path, tiny_siglip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder, loss, optimizer, scheduler = _parts(tiny_siglip, seed=1)
+    parts = {"encoder": encoder, "loss_fn": loss, "optimizer": optimizer, "scheduler": scheduler}
+    for p in [*encoder.parameters(), *loss.parameters()]:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    folder = tmp_path / "step-0000001"
+    with monkeypatch.context() as patch:  # the tensors marked as CUDA ones, as a GPU run writes them
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        save_checkpoint(folder, **parts, trainer_state={"step": 1}, rank=0, is_main=True)
+    load_checkpoint(folder, **parts, rank=0)
+    assert all(v["exp_avg"].device.type == "cpu" for v in optimizer.state_dict()["state"].values())
+    state = torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
+    torch.save({**state, "payload": NotATensor()}, folder / "optimizer.pt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # only overrides an unset weights_only
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(folder, **parts, rank=0)
+
+
+class NotATensor:
+    """Any object a weights-only load must refuse."""
