@@ -3,6 +3,7 @@ column types, the report's one line, the shingles of empty and un-normalised tex
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -92,3 +93,90 @@ def test_exact_jaccard_takes_plain_ints_up_to_2_to_the_64_and_no_sets() -> None:
     pairs = np.array([[1, 2], [0, 1]])
     assert verify_pairs(sets, pairs).tolist() == [1 / 3, 0.0]
     assert verify_pairs({}, np.zeros((0, 2), dtype=np.int64)).tolist() == []
+
+
+class _Stop(Exception):
+    """Raised by a stand-in once it has recorded its arguments."""
+
+
+def test_fuzzy_duplicates_passes_every_setting_on_and_shares_the_configs_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from megastyle.curate.dedup import fuzzy
+    from megastyle.curate.dedup.steps import FuzzyDedupConfig
+
+    seen: dict = {}
+
+    def record(texts, **settings):
+        seen.update(settings)
+        raise _Stop
+
+    monkeypatch.setattr(fuzzy, "fuzzy_edges", record)
+    settings = {"bands": 5, "rows": 3, "ngram": 7, "unit": "word", "seed": 4, "normalize": False,
+                "verify": False, "threshold": 0.5, "max_bucket_size": 7, "batch_size": 9, "threads": 2,
+                "hasher": object()}  # fmt: skip
+    with pytest.raises(_Stop):
+        fuzzy.fuzzy_duplicates(["a", "b"], keep="longest", **settings)
+    assert seen == settings
+    # The function's defaults are the config's, so library and command line dedup alike.
+    defaults = {k: p.default for k, p in inspect.signature(fuzzy.fuzzy_duplicates).parameters.items()}
+    config = FuzzyDedupConfig().model_dump(exclude={"enabled"})
+    assert {k: defaults[k] for k in config} == config
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_kmeans_backend_follows_what_is_installed(
+    monkeypatch: pytest.MonkeyPatch, installed: bool
+) -> None:
+    from megastyle.curate.dedup import semantic
+
+    real = semantic.importlib.util.find_spec
+    monkeypatch.setattr(
+        semantic.importlib.util,
+        "find_spec",
+        lambda name: (object() if installed else None) if name == "faiss" else real(name),
+    )
+    assert semantic.resolve_kmeans_backend("auto") == ("faiss" if installed else "sklearn")
+    assert semantic.resolve_kmeans_backend("sklearn") == "sklearn"
+    if installed:
+        assert semantic.resolve_kmeans_backend("faiss") == "faiss"
+    else:
+        with pytest.raises(
+            ImportError,
+            match=r"^kmeans backend 'faiss' needs faiss-cpu \(pip install 'megastyle\[search\]'\)$",
+        ):
+            semantic.resolve_kmeans_backend("faiss")
+    with pytest.raises(ValueError, match=r"^unknown kmeans backend 'gpu': use 'auto', 'faiss' or 'sklearn'$"):
+        semantic.resolve_kmeans_backend("gpu")
+
+
+def test_deduplicate_embeds_with_the_given_model_runs_every_step_through_run_task_and_times_the_embedding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple] = []
+
+    def embed(texts, model, *, batch_size, device):
+        calls.append((list(texts), model, batch_size, device))
+        time.sleep(0.05)
+        return np.eye(len(texts))
+
+    monkeypatch.setattr(steps, "embed_texts", embed)
+    ran: list[str] = []
+
+    def run_task(fn, *args):
+        ran.append(fn.__name__)
+        return fn(*args)
+
+    config = DedupConfig.model_validate(
+        {"semantic": {"enabled": True, "batch_size": 3, "device": "cpu", "model_path": "models/m"}}
+    )
+    texts = ["one prompt", "another prompt", "one prompt"]
+    model = object()
+    started = time.perf_counter()
+    report = steps.deduplicate(texts, config, embedder=model, run_task=run_task)
+    wall = time.perf_counter() - started
+    assert calls == [(["one prompt", "another prompt"], model, 3, "cpu")]
+    assert ran == ["text_step", "text_step", "semantic_step"]
+    assert 0.05 <= report.seconds["semantic"] <= wall  # the embedding's time counts with the step's
+    steps.deduplicate(texts, config)
+    assert calls[-1][1] == "models/m"  # no embedder given: the configured model
