@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,22 @@ def test_the_optimizer_file_loads_from_a_gpu_run_and_never_unpickles(
 
 class NotATensor:
     """Any object a weights-only load must refuse."""
+
+
+class _Killed(BaseException):
+    """Stands for the process dying."""
+
+
+def test_a_prune_killed_midway_leaves_no_folder_that_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders = [_checkpoint(tmp_path, step) for step in (1, 2, 3)]
+
+    def dies_after_one_file(path, ignore_errors=False):
+        (Path(path) / "weights.bin").unlink()
+        raise _Killed
+
+    monkeypatch.setattr(shutil, "rmtree", dies_after_one_file)
+    with pytest.raises(_Killed):
+        prune_checkpoints(tmp_path, keep=2)
+    assert folders[0].is_dir() and completed_checkpoints(tmp_path) == folders[1:]
