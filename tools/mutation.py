@@ -1,6 +1,7 @@
 """Mutation score of the modules that carry the paper's formulas and the run-state logic (``make mutation``).
 
-    python tools/mutation.py [GROUP ...] [--jobs 2] [--out build/mutation] [--report-only] [--docs docs/testing.md]
+    python tools/mutation.py [GROUP ...] [--only MODULE ...] [--jobs 2] [--out build/mutation]
+                             [--report-only] [--docs docs/testing.md]
 
 Each group is a set of modules and the tests that should catch a change to them. For each group this
 copies ``src/``, ``tests/`` and ``pyproject.toml`` to ``OUT/GROUP``, adds a ``[tool.mutmut]`` section
@@ -190,8 +191,9 @@ def matches(entry: dict[str, str], survivor: Survivor) -> bool:
     )
 
 
-def prepare(group: str, out: Path) -> Path:
+def prepare(group: str, out: Path, only: list[str] | None = None) -> Path:
     modules, tests = GROUPS[group]
+    modules = [m for m in modules if not only or m in only]
     work = out / group
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -217,9 +219,9 @@ def prepare(group: str, out: Path) -> Path:
 
 
 def run_group(
-    group: str, out: Path, jobs: int, mutmut: str
+    group: str, out: Path, jobs: int, mutmut: str, only: list[str] | None = None
 ) -> tuple[list[ModuleScore], list[Survivor], float]:
-    work = prepare(group, out)
+    work = prepare(group, out, only)
     started = time.perf_counter()
     with (work / "mutmut.log").open("w") as log:
         subprocess.run(
@@ -332,6 +334,12 @@ def main() -> None:
         help="Score finished runs in OUT again (after editing the equivalent list), without mutating.",
     )
     parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="MODULE",
+        help="Mutate only these modules of the groups (e.g. curate/dedup/steps.py).",
+    )
+    parser.add_argument(
         "--docs", type=Path, help="Also write the report between the markers of this file (docs/testing.md)."
     )
     args = parser.parse_args()
@@ -341,11 +349,15 @@ def main() -> None:
     unknown = sorted(set(args.groups) - set(GROUPS))
     if unknown:
         raise SystemExit(f"no such group {unknown}; groups: {', '.join(GROUPS)}")
+    known = {m for modules, _ in GROUPS.values() for m in modules}
+    if args.only and set(args.only) - known:
+        raise SystemExit(f"no group mutates {sorted(set(args.only) - known)}")
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     for group in args.groups or list(GROUPS):
         action = "scoring" if args.report_only else "mutating"
-        print(f"{group}: {action} {', '.join(GROUPS[group][0])}", flush=True)
+        modules = [m for m in GROUPS[group][0] if not args.only or m in args.only]
+        print(f"{group}: {action} {', '.join(modules)}", flush=True)
         work = args.out / group
         if args.report_only:
             if not (work / "seconds.txt").is_file():
@@ -353,7 +365,7 @@ def main() -> None:
             seconds = float((work / "seconds.txt").read_text())
             results[group] = score_group(work, mutmut, seconds)
         else:
-            results[group] = run_group(group, args.out, args.jobs, mutmut)
+            results[group] = run_group(group, args.out, args.jobs, mutmut, args.only)
         scores, _, seconds = results[group]
         for s in scores:
             print(

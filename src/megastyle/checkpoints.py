@@ -1,5 +1,5 @@
 """Checkpoint folders shared by the trainers: ``output_dir/checkpoints/step-NNNNNNN/``, complete when
-``trainer_state.json`` exists (each trainer writes it last)."""
+``trainer_state.json`` exists (each trainer writes it last), and the torch RNG states both save."""
 
 from __future__ import annotations
 

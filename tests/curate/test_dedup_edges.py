@@ -165,6 +165,8 @@ def test_deduplicate_embeds_with_the_given_model_runs_every_step_through_run_tas
 
     def run_task(fn, *args):
         ran.append(fn.__name__)
+        if fn is steps.semantic_step:
+            time.sleep(0.05)
         return fn(*args)
 
     config = DedupConfig.model_validate(
@@ -177,6 +179,46 @@ def test_deduplicate_embeds_with_the_given_model_runs_every_step_through_run_tas
     wall = time.perf_counter() - started
     assert calls == [(["one prompt", "another prompt"], model, 3, "cpu")]
     assert ran == ["text_step", "text_step", "semantic_step"]
-    assert 0.05 <= report.seconds["semantic"] <= wall  # the embedding's time counts with the step's
+    assert 0.1 <= report.seconds["semantic"] <= wall  # the embedding's 0.05 s count with the step's 0.05 s
     steps.deduplicate(texts, config)
     assert calls[-1][1] == "models/m"  # no embedder given: the configured model
+
+
+def test_exact_steps_normalise_by_default_and_follow_the_setting() -> None:
+    from megastyle.curate.dedup.exact import exact_duplicates, exact_groups, exact_hash
+
+    assert exact_groups(["A  cat.", "a cat"]) == [[0, 1]]
+    assert exact_duplicates(["A  cat.", "a cat"], normalize=False).kept.tolist() == [0, 1]
+    with pytest.raises(TypeError, match=r"^exact_hash needs a str, got int$"):
+        exact_hash(3)  # type: ignore[arg-type]
+    config = DedupConfig.model_validate({"exact": {"normalize": False}, "fuzzy": {"enabled": False}})
+    assert steps.deduplicate(["A  cat.", "a cat"], config).kept_indices == [0, 1]
+
+
+def test_text_steps_pass_the_fuzzy_section_name_rejects_and_record_scores_and_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = DedupConfig.model_validate({"fuzzy": {"bands": 4, "rows": 2, "threshold": 0.5}})
+    seen: dict = {}
+    real = steps.fuzzy_duplicates
+    monkeypatch.setattr(steps, "fuzzy_duplicates", lambda texts, **kw: seen.update(kw) or real(texts, **kw))
+    started = time.perf_counter()
+    report = steps.dedup_text_steps([7, "  ", "a cat", "A cat"], config)
+    wall = time.perf_counter() - started
+    assert seen == config.fuzzy.model_dump(exclude={"enabled"})
+    assert [(r.item, r.cause) for r in report.rejects] == [
+        ("prompt 0", "dedup: not a string but int"),
+        ("prompt 1", "dedup: empty prompt"),
+    ]
+    assert [(p.step, p.removed_index, p.kept_index, p.score) for p in report.pairs] == [("exact", 3, 2, 1.0)]
+    assert all(0 <= report.seconds[step] <= wall for step in ("exact", "fuzzy"))
+
+
+def test_step_results_are_equal_only_when_count_survivors_and_pairs_all_are() -> None:
+    from megastyle.curate.dedup.pairs import DuplicatePair
+
+    base = StepResult(3, np.array([0, 1]), [DuplicatePair(2, 0, 1.0)])
+    assert base == StepResult(3, np.array([0, 1]), [DuplicatePair(2, 0, 1.0)])
+    assert base != StepResult(4, np.array([0, 1]), [DuplicatePair(2, 0, 1.0)])
+    assert base != StepResult(3, np.array([0, 2]), [DuplicatePair(2, 0, 1.0)])
+    assert base != StepResult(3, np.array([0, 1]), [DuplicatePair(2, 1, 1.0)])

@@ -162,7 +162,7 @@ def test_sscl_loss_bridges_different_text_width_inside_the_loss_only() -> None:
     out.loss.backward()
     assert loss_fn.text_projection.weight.grad is not None
     assert SSCLLoss(image_dim=8, text_dim=8).text_projection is None
-    with pytest.raises(ValueError, match="text features"):
+    with pytest.raises(ValueError, match=r"^siglip_weight > 0 needs the style prompts' text features$"):
         loss_fn(images, labels, None)
 
 
