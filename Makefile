@@ -28,10 +28,10 @@ test: lint
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# Mutation score of the core modules (about an hour on 2 cores); see docs/testing.md.
+# Mutation score of the core modules (hours on 2 cores, most of them in the dedup group); see docs/testing.md.
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
-	$(BIN)/python tools/mutation.py
+	$(BIN)/python tools/mutation.py --docs docs/testing.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
