@@ -357,6 +357,8 @@ def main() -> None:
     for group in args.groups or list(GROUPS):
         action = "scoring" if args.report_only else "mutating"
         modules = [m for m in GROUPS[group][0] if not args.only or m in args.only]
+        if not modules:  # --only names none of this group's modules (an empty list would mutate everything)
+            continue
         print(f"{group}: {action} {', '.join(modules)}", flush=True)
         work = args.out / group
         if args.report_only:
