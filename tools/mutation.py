@@ -191,9 +191,14 @@ def matches(entry: dict[str, str], survivor: Survivor) -> bool:
     )
 
 
+def selected_modules(group: str, only: list[str] | None) -> list[str]:
+    """The group's modules, or those of them that ``--only`` names."""
+    return [m for m in GROUPS[group][0] if not only or m in only]
+
+
 def prepare(group: str, out: Path, only: list[str] | None = None) -> Path:
-    modules, tests = GROUPS[group]
-    modules = [m for m in modules if not only or m in only]
+    tests = GROUPS[group][1]
+    modules = selected_modules(group, only)
     work = out / group
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -356,7 +361,7 @@ def main() -> None:
     results = {}
     for group in args.groups or list(GROUPS):
         action = "scoring" if args.report_only else "mutating"
-        modules = [m for m in GROUPS[group][0] if not args.only or m in args.only]
+        modules = selected_modules(group, args.only)
         if not modules:  # --only names none of this group's modules (an empty list would mutate everything)
             continue
         print(f"{group}: {action} {', '.join(modules)}", flush=True)
