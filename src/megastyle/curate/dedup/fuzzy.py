@@ -223,8 +223,8 @@ class ShingleSetTable:
 
     def as_dict(self) -> dict[int, np.ndarray]:
         """``{index: sorted distinct hashes}``."""
-        parts = np.split(self.hashes, self.offsets[1:-1])
-        return {int(i): part for i, part in zip(self.indices, parts, strict=True)}
+        bounds = self.offsets.tolist()  # (np.split of an empty table would still give one part)
+        return {int(i): self.hashes[bounds[k] : bounds[k + 1]] for k, i in enumerate(self.indices)}
 
 
 # A candidate whose MinHash estimate is this far below the threshold is dropped without the exact

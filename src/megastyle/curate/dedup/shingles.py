@@ -186,7 +186,8 @@ def shingle_sets(
 ) -> list[np.ndarray]:
     """Each document's distinct shingle hashes, sorted (for exact Jaccard)."""
     distinct, ranks, offsets = shingle_set_ranks(texts, ngram, unit, normalize)
-    return np.split(distinct[ranks], offsets[1:-1])
+    hashes, bounds = distinct[ranks], offsets.tolist()  # (np.split would give no texts one set)
+    return [hashes[bounds[k] : bounds[k + 1]] for k in range(len(texts))]
 
 
 def pair_jaccard(
