@@ -1,5 +1,6 @@
 """Checkpoint folders shared by the trainers: ``output_dir/checkpoints/step-NNNNNNN/``, complete when
-``trainer_state.json`` exists (each trainer writes it last), and the torch RNG states both save."""
+``trainer_state.json`` exists (each trainer writes it last), and what both trainers save alike: the
+optimizer and scheduler states and the torch RNG states."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ def prune_checkpoints(output_dir: Path, keep: int) -> None:
         # Unmark first: a kill in the middle of the delete leaves an incomplete folder, never a false one.
         (old / "trainer_state.json").unlink(missing_ok=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def save_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """Write the optimizer's state (``optimizer.pt``, tensors only) and the scheduler's (``scheduler.json``)."""
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+
+
+def load_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """Restore what ``save_optimizer_state`` wrote; the optimizer file is never unpickled."""
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
 
 
 def torch_rng_states() -> dict[str, torch.Tensor]:

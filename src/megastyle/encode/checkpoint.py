@@ -19,8 +19,10 @@ import torch
 from megastyle.checkpoints import (
     CHECKPOINTS,
     latest_checkpoint,
+    load_optimizer_state,
     prune_checkpoints,
     restore_torch_rng_states,
+    save_optimizer_state,
     torch_rng_states,
 )
 from megastyle.data import atomic_write_json
@@ -71,8 +73,7 @@ def save_checkpoint(
         {k: v.contiguous() for k, v in encoder.state_dict().items()}, str(folder / "encoder.safetensors")
     )
     save_file({k: v.contiguous() for k, v in loss_fn.state_dict().items()}, str(folder / "loss.safetensors"))
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+    save_optimizer_state(folder, optimizer, scheduler)
     atomic_write_json(folder / "trainer_state.json", trainer_state)  # the marker: whole or absent
 
 
@@ -90,8 +91,7 @@ def load_checkpoint(
 
     encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
     loss_fn.load_state_dict(load_file(str(folder / "loss.safetensors")))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
-    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
+    load_optimizer_state(folder, optimizer, scheduler)
     rng_file = folder / f"rng-rank{rank}.safetensors"
     if rng_file.is_file():  # a run resumed on more processes than it saved from starts fresh streams
         _set_rng_states(load_file(str(rng_file)), json.loads((folder / f"rng-rank{rank}.json").read_text()))

@@ -32,8 +32,10 @@ from megastyle.checkpoints import (
     CHECKPOINTS,
     check_resume_key,
     latest_checkpoint,
+    load_optimizer_state,
     prune_checkpoints,
     restore_torch_rng_states,
+    save_optimizer_state,
     torch_rng_states,
 )
 from megastyle.config import ConfigError
@@ -222,8 +224,7 @@ def save_checkpoint(
         return
     lora = get_peft_model_state_dict(transformer, adapter_name=DEFAULT_ADAPTER)
     save_file({k: v.detach().cpu().contiguous() for k, v in lora.items()}, str(folder / "lora.safetensors"))
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    (folder / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+    save_optimizer_state(folder, optimizer, scheduler)
     atomic_write_json(folder / "trainer_state.json", state)  # the marker: whole or absent
 
 
@@ -240,8 +241,7 @@ def load_checkpoint(
     missing = [k for k in getattr(result, "unexpected_keys", []) if ".lora_" in k]
     if missing:
         raise RuntimeError(f"{folder}: LoRA keys that fit no module: {missing[:5]}")
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
-    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
+    load_optimizer_state(folder, optimizer, scheduler)
     rng_file = folder / f"rng-rank{rank}.safetensors"
     if rng_file.is_file():  # a run resumed on more processes than it saved from starts fresh streams
         rng = load_file(str(rng_file))
