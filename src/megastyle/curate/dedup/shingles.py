@@ -100,7 +100,6 @@ class TokenBatch:
             self.codepoints = None
         else:
             raise ValueError(f"unknown shingle unit {unit!r}: use 'char' or 'word'")
-        self.unit = unit
         self.lengths = lengths
         self.starts = _offsets(lengths)
         total = len(tokens)
