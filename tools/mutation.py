@@ -114,6 +114,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
         [
             "tests/curate/test_dedup_fuzzy_edges.py",  # first: its deadline fails a hanging union-find fast
+            "tests/curate/test_dedup_shingles_edges.py",
+            "tests/curate/test_dedup_semantic_edges.py",
             "tests/curate/test_dedup_edges.py",
             "tests/curate/test_dedup_exact.py",
             "tests/curate/test_dedup_fuzzy.py",
