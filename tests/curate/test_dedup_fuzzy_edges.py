@@ -3,7 +3,6 @@ limits at their bound, union-find termination, the exact thresholds, and setting
 
 from __future__ import annotations
 
-import inspect
 import signal
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from megastyle.curate.dedup.fuzzy import (
     verify_candidates,
 )
 from megastyle.curate.dedup.minhash import MinHasher
+from megastyle.curate.dedup.shingles import shingle_sets
 from megastyle.curate.dedup.steps import FuzzyDedupConfig
 
 _U64 = np.uint64
@@ -179,6 +179,10 @@ def test_the_table_shingles_as_its_hasher_does_and_grows_by_what_it_lacks() -> N
     assert table.extended(texts, [1, 0], _word_hasher()) is table  # nothing missing: the same table
     one_more = table.extended(texts, [0, 3], _word_hasher())
     assert one_more.indices.tolist() == [0, 1, 3]
+    by_index = one_more.as_dict()
+    assert list(by_index) == [0, 1, 3]
+    for i, hashes in by_index.items():
+        assert hashes.tolist() == shingle_sets([texts[i]], 1, "word")[0].tolist()
     assert one_more.jaccard([[1, 3], [0, 1]]).tolist() == [0.0, 1.0]
     empty = ShingleSetTable.build(texts, [], _word_hasher())
     assert empty.indices.dtype == np.int64
@@ -210,14 +214,39 @@ def test_settings_reach_the_minhasher_and_timings_are_honest() -> None:
     assert default.threads == 1  # one thread unless asked
 
 
-@pytest.mark.parametrize("function", [fuzzy_edges, fuzzy_duplicates])
-def test_defaults_are_the_fuzzy_configs(function: object) -> None:
-    config = FuzzyDedupConfig().model_dump(exclude={"enabled"})
-    parameters = inspect.signature(function).parameters  # type: ignore[arg-type]
-    defaults = {name: p.default for name, p in parameters.items() if name in config}
-    if function is fuzzy_edges:
-        config.pop("keep")  # the keep rule comes after the edges
-    assert defaults == config
+def test_defaults_are_the_fuzzy_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Called, not read off the signature: what a caller who passes nothing actually gets.
+    config = FuzzyDedupConfig().model_dump(exclude={"enabled", "keep"})
+    seen: dict[str, object] = {}
+    real_edges, real_lsh, real_verify = fuzzy.fuzzy_edges, fuzzy.lsh_candidate_pairs, fuzzy.verify_candidates
+
+    def edges(texts: list[str], **settings: object) -> fuzzy.FuzzyEdges:
+        seen["fuzzy_edges"] = settings
+        return real_edges(texts)  # its own defaults, checked below
+
+    def lsh(signatures: np.ndarray, bands: int, rows: int, max_bucket_size: int) -> np.ndarray:
+        seen["lsh"] = (signatures.shape[1], bands, rows, max_bucket_size)
+        return real_lsh(signatures, bands, rows, max_bucket_size)
+
+    def verify(texts, signatures, candidates, threshold, hasher):  # type: ignore[no-untyped-def]
+        seen["threshold"] = threshold
+        return real_verify(texts, signatures, candidates, threshold, hasher)
+
+    monkeypatch.setattr(fuzzy, "fuzzy_edges", edges)
+    monkeypatch.setattr(fuzzy, "lsh_candidate_pairs", lsh)
+    monkeypatch.setattr(fuzzy, "verify_candidates", verify)
+    fuzzy_duplicates(["one prompt, twice", "one prompt, twice"])
+    assert seen["fuzzy_edges"] == config | {"threads": 1, "hasher": None}
+    assert seen["lsh"] == (260, 20, 13, 100) and seen["threshold"] == 0.8
+    hasher = real_edges(["a prompt"]).hasher
+    assert (hasher.num_perm, hasher.ngram, hasher.unit, hasher.seed, hasher.normalize) == (
+        260,
+        24,
+        "char",
+        0,
+        True,
+    )
+    assert (hasher.batch_size, hasher.threads) == (config["batch_size"], 1)
 
 
 def test_fuzzy_duplicates_passes_every_setting_on(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from megastyle.curate.dedup import semantic
-from megastyle.curate.dedup.semantic import auto_cluster_count, normalize_rows, semantic_duplicates
+from megastyle.curate.dedup.semantic import auto_cluster_count, kmeans, normalize_rows, semantic_duplicates
 
 
 def test_rows_are_rounded_to_float32_before_they_are_normalised() -> None:
@@ -46,3 +46,62 @@ def test_random_keep_follows_the_seeded_permutation() -> None:
 )
 def test_cluster_count_at_its_bounds(n: int, size: int, expected: int) -> None:
     assert auto_cluster_count(n, size) == expected
+
+
+def _blobs(k: int, per: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    centres = np.eye(8, dtype=np.float32)[:k] * 10
+    truth = np.repeat(np.arange(k), per)
+    return (centres[truth] + rng.normal(scale=0.1, size=(k * per, 8))).astype(np.float32), truth
+
+
+@pytest.mark.parametrize("backend", ["faiss", "sklearn"])
+def test_kmeans_assigns_nearest_centroids_and_finds_two_blobs(backend: str) -> None:
+    for k in (2, 3):
+        x, truth = _blobs(k)
+        labels, centroids = kmeans(x, k, backend=backend)  # type: ignore[arg-type]
+        assert labels.dtype == np.int64 and centroids.dtype == np.float32 and centroids.shape == (k, 8)
+        # Each point belongs to its nearest centroid.
+        distances = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+        assert np.array_equal(labels, distances.argmin(axis=1))
+    # Two separated blobs are found (three can meet a local optimum with a single initialisation).
+    x, truth = _blobs(2)
+    labels, centroids = kmeans(x, 2, backend=backend)  # type: ignore[arg-type]
+    assert len({(int(a), int(b)) for a, b in zip(labels, truth, strict=True)}) == 2
+    assert np.allclose(centroids[labels], x.reshape(2, -1, 8).mean(axis=1)[truth], atol=0.05)
+    x, _ = _blobs(3)
+    labels, centroids = kmeans(x, 1, backend=backend)  # type: ignore[arg-type]
+    assert labels.tolist() == [0] * len(x) and np.array_equal(centroids, x.mean(axis=0, keepdims=True))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_kmeans_hands_its_settings_to_the_backend_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+    import sklearn.cluster
+
+    seen: list[tuple[str, tuple, dict]] = []
+
+    def record(name: str):  # type: ignore[no-untyped-def]
+        def build(*args: object, **kwargs: object) -> None:
+            seen.append((name, args, kwargs))
+            raise _Stop
+
+        return build
+
+    monkeypatch.setattr(faiss, "Kmeans", record("faiss"))
+    monkeypatch.setattr(sklearn.cluster, "MiniBatchKMeans", record("sklearn"))
+    x = np.zeros((400, 6), dtype=np.float32)
+    for backend in ("faiss", "sklearn", "auto"):
+        with pytest.raises(_Stop):
+            kmeans(x, 300, seed=7, iterations=9, backend=backend)  # type: ignore[arg-type]
+    with pytest.raises(_Stop):
+        kmeans(x, 3)  # the defaults: seed 0, 20 iterations, auto
+    faiss_settings = {"niter": 9, "seed": 7, "verbose": False, "min_points_per_centroid": 1}
+    sklearn_settings = {"n_clusters": 300, "random_state": 7, "max_iter": 9, "n_init": 3, "batch_size": 1200}
+    assert seen[0] == ("faiss", (6, 300), faiss_settings)
+    assert seen[1] == ("sklearn", (), sklearn_settings)
+    assert seen[2] == ("faiss", (6, 300), faiss_settings)  # auto: faiss is installed here
+    assert seen[3] == ("faiss", (6, 3), faiss_settings | {"niter": 20, "seed": 0})
