@@ -15,6 +15,8 @@ def test_rows_are_rounded_to_float32_before_they_are_normalised() -> None:
     # The same embeddings given in float64 or float32 give the same rows, to the bit.
     assert np.array_equal(normalize_rows(x), normalize_rows(x.astype(np.float32)))
     assert normalize_rows(x).dtype == np.float32
+    rows = normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0], [0.03, 0.04], [-2.0, 0.0]]))
+    assert np.allclose(rows, [[0.6, 0.8], [0.0, 0.0], [0.6, 0.8], [-1.0, 0.0]])  # a zero row stays zero
     with pytest.raises(ValueError, match=r"^embeddings must be a 2-D \(n, d\) array, got shape \(3,\)$"):
         normalize_rows(np.ones(3))
 
@@ -105,3 +107,43 @@ def test_kmeans_hands_its_settings_to_the_backend_it_names(monkeypatch: pytest.M
     assert seen[1] == ("sklearn", (), sklearn_settings)
     assert seen[2] == ("faiss", (6, 300), faiss_settings)  # auto: faiss is installed here
     assert seen[3] == ("faiss", (6, 3), faiss_settings | {"niter": 20, "seed": 0})
+    with pytest.raises(_Stop):
+        kmeans(x, 3, backend="sklearn")
+    assert seen[4][2]["batch_size"] == 1024  # at least 1024 rows a batch
+
+
+def test_semantic_dedup_hands_its_settings_to_kmeans(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, dict]] = []
+
+    def one_cluster(x: np.ndarray, k: int, **settings: object) -> tuple[np.ndarray, np.ndarray]:
+        calls.append((k, settings))
+        return np.zeros(len(x), dtype=np.int64), x.mean(axis=0, keepdims=True)
+
+    monkeypatch.setattr(semantic, "kmeans", one_cluster)
+    x = np.random.default_rng(1).normal(size=(1001, 4))
+    semantic_duplicates(x)
+    semantic_duplicates(x, cluster_size=10, seed=4, kmeans_backend="sklearn", kmeans_iterations=3)
+    assert calls == [
+        (2, {"seed": 0, "iterations": 20, "backend": "auto"}),  # 1001 rows at 1000 a cluster
+        (101, {"seed": 4, "iterations": 3, "backend": "sklearn"}),
+    ]
+
+
+def test_every_cluster_is_searched_past_singletons_and_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Clusters as given: 0 = {2} alone, 1 = {0, 3} a pair of copies, 2 = {1, 4, 5} with 5 a copy of 1.
+    labels = np.array([1, 2, 0, 1, 2, 2])
+    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], dtype=np.float64)
+    centroids = np.stack([x[labels == c].mean(axis=0) for c in range(3)])
+    monkeypatch.setattr(semantic, "kmeans", lambda x, k, **settings: (labels, centroids.astype(np.float32)))
+    result = semantic_duplicates(x, n_clusters=3, keep="first")
+    assert {(p.removed, p.kept) for p in result.pairs} == {(3, 0), (5, 1)}
+    assert result.kept.tolist() == [0, 1, 2, 4]
+
+
+def test_one_row_and_the_eps_bounds() -> None:
+    single = semantic_duplicates(np.ones((1, 3)))
+    assert (single.n, single.kept.tolist(), single.pairs) == (1, [0], [])
+    assert semantic_duplicates(np.ones((2, 3)), eps=1.99).kept.tolist() == [0]
+    for bad in (2.0, -0.01):
+        with pytest.raises(ValueError, match=rf"^eps must be in \[0, 2\), got {bad}$"):
+            semantic_duplicates(np.ones((2, 3)), eps=bad)

@@ -127,6 +127,7 @@ def test_char_tokens_at_and_beyond_the_basic_plane() -> None:
     expected = mix64(points.astype(np.uint64) + np.uint64(_CHAR_SALT))
     assert _char_tokens(points).tolist() == expected.tolist()
     assert _char_tokens(points[:2]).tolist() == expected[:2].tolist()  # the table alone
+    assert _char_tokens(points[1:3]).tolist() == expected[1:3].tolist()  # U+10000: just past the table
 
 
 def test_token_batches_refuse_unknown_units_and_take_texts_without_words() -> None:
