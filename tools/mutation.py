@@ -295,17 +295,22 @@ def score_group(work: Path, mutmut: str, seconds: float) -> tuple[list[ModuleSco
 def score_runs(
     runs: list[Path], mutmut: str, modules: list[str]
 ) -> tuple[list[ModuleScore], list[Survivor], float]:
-    """Score several finished runs of one group as one: each module from the newest run that mutated it."""
-    newest: dict[str, tuple[ModuleScore, list[Survivor]]] = {}
-    seconds = 0.0
+    """Score several finished runs of one group as one: each module from the newest run that mutated it
+    (the seconds are those of the runs that supplied a module)."""
+    newest: dict[str, tuple[ModuleScore, list[Survivor], Path]] = {}
+    seconds: dict[Path, float] = {}
     for work in runs:  # oldest first, so a newer run of a module replaces an older one
-        run_seconds = float((work / "seconds.txt").read_text())
-        scores, survivors, _ = score_group(work, mutmut, run_seconds)
-        seconds += run_seconds
+        seconds[work] = float((work / "seconds.txt").read_text())
+        scores, survivors, _ = score_group(work, mutmut, seconds[work])
         for score in scores:
-            newest[score.module] = (score, [v for v in survivors if v.module == score.module])
+            newest[score.module] = (score, [v for v in survivors if v.module == score.module], work)
     chosen = [newest[m] for m in modules if m in newest]
-    return [score for score, _ in chosen], [v for _, survivors in chosen for v in survivors], seconds
+    used = {work for _, _, work in chosen}
+    return (
+        [score for score, _, _ in chosen],
+        [v for _, survivors, _ in chosen for v in survivors],
+        sum(seconds[work] for work in used),
+    )
 
 
 def report_section(

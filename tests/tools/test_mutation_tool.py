@@ -59,7 +59,9 @@ def test_the_newest_run_of_a_module_is_the_one_scored(tool, tmp_path: Path, monk
         ("curate/dedup/exact.py", 4),
         ("curate/dedup/fuzzy.py", 10),
     ]
-    assert survivors == [] and seconds == 5.0
+    assert survivors == [] and seconds == 5.0  # both runs supply a module
+    only_new = tool.score_runs([old, new], "mutmut", ["curate/dedup/fuzzy.py"])
+    assert only_new[2] == 2.5
 
 
 def test_a_group_with_its_own_markers_is_written_there_and_the_rest_between_the_shared_ones(
