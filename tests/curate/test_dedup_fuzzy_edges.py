@@ -216,9 +216,6 @@ def test_settings_reach_the_minhasher_and_timings_are_honest() -> None:
     assert np.array_equal(found.signatures, expected)
     assert set(found.seconds) == {"signatures", "lsh", "verify"}
     assert all(0.0 <= s <= elapsed for s in found.seconds.values())
-    default = fuzzy_edges(texts).hasher
-    assert (default.num_perm, default.ngram, default.seed, default.normalize) == (260, 24, 0, True)
-    assert default.threads == 1  # one thread unless asked
 
 
 def test_defaults_are_the_fuzzy_configs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,23 +251,6 @@ def test_defaults_are_the_fuzzy_configs(monkeypatch: pytest.MonkeyPatch) -> None
         True,
     )
     assert (hasher.batch_size, hasher.threads) == (config["batch_size"], 1)
-
-
-def test_fuzzy_duplicates_passes_every_setting_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, object] = {}
-    real = fuzzy.fuzzy_edges
-
-    def spy(texts: list[str], **settings: object) -> fuzzy.FuzzyEdges:
-        seen.update(settings)
-        return real(texts, **settings)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fuzzy, "fuzzy_edges", spy)
-    settings = {
-        "bands": 2, "rows": 3, "ngram": 2, "unit": "word", "seed": 5, "normalize": False, "verify": False,
-        "threshold": 0.3, "max_bucket_size": 7, "batch_size": 3, "threads": 2, "hasher": None,
-    }  # fmt: skip
-    fuzzy_duplicates(["a b c", "a b c", "d e f"], keep="longest", **settings)  # type: ignore[arg-type]
-    assert seen == settings
 
 
 # ----- keep rule -------------------------------------------------------------------------------

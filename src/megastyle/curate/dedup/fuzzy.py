@@ -26,6 +26,7 @@ from megastyle.curate.dedup.shingles import (
     pair_jaccard,
     shingle_set_ranks,
     sorted_unique,
+    split_at_offsets,
     unique_inverse,
 )
 
@@ -223,8 +224,8 @@ class ShingleSetTable:
 
     def as_dict(self) -> dict[int, np.ndarray]:
         """``{index: sorted distinct hashes}``."""
-        bounds = self.offsets.tolist()  # (np.split of an empty table would still give one part)
-        return {int(i): self.hashes[bounds[k] : bounds[k + 1]] for k, i in enumerate(self.indices)}
+        parts = split_at_offsets(self.hashes, self.offsets)
+        return {int(i): part for i, part in zip(self.indices, parts, strict=True)}
 
 
 # A candidate whose MinHash estimate is this far below the threshold is dropped without the exact

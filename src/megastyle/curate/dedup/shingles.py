@@ -16,6 +16,7 @@ width of datasketch's ``sha1_hash32``). See ``minhash.py`` for why 32 bits and w
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -185,8 +186,14 @@ def shingle_sets(
 ) -> list[np.ndarray]:
     """Each document's distinct shingle hashes, sorted (for exact Jaccard)."""
     distinct, ranks, offsets = shingle_set_ranks(texts, ngram, unit, normalize)
-    hashes, bounds = distinct[ranks], offsets.tolist()  # (np.split would give no texts one set)
-    return [hashes[bounds[k] : bounds[k + 1]] for k in range(len(texts))]
+    return split_at_offsets(distinct[ranks], offsets)
+
+
+def split_at_offsets(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """``[values[offsets[k]:offsets[k+1]] for each k]``: one part per gap, none for ``offsets == [0]``
+    (``np.split`` at ``offsets[1:-1]`` would still give one)."""
+    bounds = offsets.tolist()
+    return [values[start:stop] for start, stop in itertools.pairwise(bounds)]
 
 
 def pair_jaccard(
