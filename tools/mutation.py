@@ -203,9 +203,8 @@ def selected_modules(group: str, only: list[str] | None) -> list[str]:
     return [m for m in GROUPS[group][0] if not only or m in only]
 
 
-def run_folder(group: str, out: Path, only: list[str] | None) -> Path:
+def run_folder(group: str, out: Path, modules: list[str]) -> Path:
     """``OUT/GROUP`` for a whole group; ``OUT/GROUP--STEMS`` for a run of some of its modules (``--only``)."""
-    modules = selected_modules(group, only)
     if modules == GROUPS[group][0]:
         return out / group
     return out / f"{group}--{'+'.join(Path(m).stem for m in modules)}"
@@ -221,7 +220,7 @@ def finished_runs(group: str, out: Path) -> list[Path]:
 def prepare(group: str, out: Path, only: list[str] | None = None) -> Path:
     tests = GROUPS[group][1]
     modules = selected_modules(group, only)
-    work = run_folder(group, out, only)
+    work = run_folder(group, out, modules)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -292,25 +291,30 @@ def score_group(work: Path, mutmut: str, seconds: float) -> tuple[list[ModuleSco
     return list(scores.values()), survivors, seconds
 
 
+def run_modules(work: Path) -> list[str]:
+    """The modules a run mutated, as its copy's ``[tool.mutmut] only_mutate`` names them."""
+    section = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return [m.removeprefix("src/megastyle/") for m in section["only_mutate"]]
+
+
 def score_runs(
     runs: list[Path], mutmut: str, modules: list[str]
 ) -> tuple[list[ModuleScore], list[Survivor], float]:
-    """Score several finished runs of one group as one: each module from the newest run that mutated it
-    (the seconds are those of the runs that supplied a module)."""
-    newest: dict[str, tuple[ModuleScore, list[Survivor], Path]] = {}
-    seconds: dict[Path, float] = {}
-    for work in runs:  # oldest first, so a newer run of a module replaces an older one
-        seconds[work] = float((work / "seconds.txt").read_text())
-        scores, survivors, _ = score_group(work, mutmut, seconds[work])
+    """Score several finished runs of one group as one: each module from the newest run that mutated it.
+    Only the runs that supply a module are read (the seconds are theirs)."""
+    newest = {module: work for work in runs for module in run_modules(work)}  # oldest first: newer wins
+    chosen = {module: newest[module] for module in modules if module in newest}
+    scored: dict[str, tuple[ModuleScore, list[Survivor]]] = {}
+    seconds = 0.0
+    for work in [r for r in runs if r in chosen.values()]:
+        run_seconds = float((work / "seconds.txt").read_text())
+        scores, survivors, _ = score_group(work, mutmut, run_seconds)
+        seconds += run_seconds
         for score in scores:
-            newest[score.module] = (score, [v for v in survivors if v.module == score.module], work)
-    chosen = [newest[m] for m in modules if m in newest]
-    used = {work for _, _, work in chosen}
-    return (
-        [score for score, _, _ in chosen],
-        [v for _, survivors, _ in chosen for v in survivors],
-        sum(seconds[work] for work in used),
-    )
+            if chosen.get(score.module) == work:
+                scored[score.module] = (score, [v for v in survivors if v.module == score.module])
+    picked = [scored[m] for m in modules if m in scored]
+    return [score for score, _ in picked], [v for _, survivors in picked for v in survivors], seconds
 
 
 def report_section(

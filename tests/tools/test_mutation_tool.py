@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,10 +24,13 @@ def tool():
 
 
 def test_a_module_run_has_its_own_folder_and_a_whole_group_run_the_groups(tool, tmp_path: Path) -> None:
-    assert tool.run_folder("dedup", tmp_path, None) == tmp_path / "dedup"
-    assert tool.run_folder("dedup", tmp_path, tool.GROUPS["dedup"][0]) == tmp_path / "dedup"
+    def folder(only):  # type: ignore[no-untyped-def]
+        return tool.run_folder("dedup", tmp_path, tool.selected_modules("dedup", only))
+
+    assert folder(None) == tmp_path / "dedup"
+    assert folder(tool.GROUPS["dedup"][0]) == tmp_path / "dedup"
     only = ["curate/dedup/fuzzy.py", "curate/dedup/semantic.py", "encode/losses.py"]
-    assert tool.run_folder("dedup", tmp_path, only) == tmp_path / "dedup--fuzzy+semantic"
+    assert folder(only) == tmp_path / "dedup--fuzzy+semantic"
     for name, age in (("dedup--fuzzy", 30), ("dedup", 20), ("dedup--shingles", 10), ("dedup--semantic", 0)):
         (tmp_path / name).mkdir()
         if name != "dedup--semantic":  # unfinished: no seconds.txt
@@ -53,15 +57,24 @@ def test_the_newest_run_of_a_module_is_the_one_scored(tool, tmp_path: Path, monk
     for run in fake:
         run.mkdir()
         (run / "seconds.txt").write_text("2.5\n")
-    monkeypatch.setattr(tool, "score_group", lambda work, mutmut, seconds: (*fake[work], seconds))
+        mutated = [f"src/megastyle/{s.module}" for s in fake[run][0]]
+        (run / "pyproject.toml").write_text(f"[tool.mutmut]\nonly_mutate = {json.dumps(mutated)}\n")
+    read: list[Path] = []
+
+    def score_group(work, mutmut, seconds):  # type: ignore[no-untyped-def]
+        read.append(work)
+        return (*fake[work], seconds)
+
+    monkeypatch.setattr(tool, "score_group", score_group)
     scores, survivors, seconds = tool.score_runs([old, new], "mutmut", tool.GROUPS["dedup"][0])
     assert [(s.module, s.killed) for s in scores] == [
         ("curate/dedup/exact.py", 4),
         ("curate/dedup/fuzzy.py", 10),
     ]
     assert survivors == [] and seconds == 5.0  # both runs supply a module
+    read.clear()
     only_new = tool.score_runs([old, new], "mutmut", ["curate/dedup/fuzzy.py"])
-    assert only_new[2] == 2.5
+    assert only_new[2] == 2.5 and read == [new]  # the superseded run is not read at all
 
 
 def test_a_group_with_its_own_markers_is_written_there_and_the_rest_between_the_shared_ones(
